@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what nanwatch, its tests and its notebooks need into ./.venv (idempotent).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v chromium >/dev/null 2>&1; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+    || echo "setup: could not install chromium; browser tests will fail" >&2
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q "tensorflow-cpu==2.21.*" "jupyterlab==4.6.*" "ipywidgets==8.1.*" "ipython>=9" \
+  matplotlib nbclient nbformat ipykernel pytest playwright pandas hatchling hatch-jupyter-builder
+.venv/bin/pip install -q -e . --no-build-isolation
