@@ -1,0 +1,1 @@
+"""Instrumentation: the probe (op callback), Keras hooks, eager replay, stack frames, stats."""

@@ -1,0 +1,336 @@
+"""Keras 3 hooks for a watched cell: fresh, un-jitted, observed step functions.
+
+Instrumentation only reaches functions traced while the probe is on, so each
+model used in the cell gets new train/test/predict functions, built here, and
+its old ones back afterwards. Our step function keeps the batch it ran (for
+replay and data rows), checks it for non-finite values before the step, and
+returns per-variable gradient norms beside the logs (stripped before Keras
+sees them). The patches live on the TensorFlow trainer class only for the
+duration of the cell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import threading
+
+import numpy as np
+
+from . import stats
+from .probe import NonFiniteFound
+
+_GRAD_KEY = "__nanwatch_grad_norms__"
+
+
+def _trainer_class():
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+    return TensorFlowTrainer
+
+
+class _Callback:
+    """Keras callback that tells the session which epoch it is (created lazily: needs keras)."""
+
+    @staticmethod
+    def make(session):
+        import keras
+
+        class NanwatchCallback(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                session.epoch = epoch
+
+        return NanwatchCallback()
+
+
+class KerasHooks:
+    """Patches `TensorFlowTrainer` for one watched cell and undoes it afterwards."""
+
+    def __init__(self, session):
+        self.session = session
+        self._saved_class_attrs: dict = {}
+        self._saved_models: dict = {}      # id(model) -> (model, {attr: old value})
+        self._built: dict = {}             # (id(model), kind) -> our function
+        self._plain: dict = {}             # (id(model), kind) -> uninstrumented function
+        self._capture = threading.local()
+        self.layer_of_variable: dict = {}  # id(variable) -> (layer name, variable name)
+        self.models: list = []
+
+    # --- install / uninstall ---------------------------------------------------------------
+    def install(self):
+        cls = _trainer_class()
+        for name in ("make_train_function", "make_test_function", "make_predict_function",
+                     "fit", "evaluate", "predict"):
+            self._saved_class_attrs[name] = cls.__dict__.get(name)
+        hooks = self
+
+        def make(kind):
+            attr = {"train": "train_function", "test": "test_function", "predict": "predict_function"}[kind]
+
+            def make_function(model, force=False):
+                key = (id(model), kind)
+                if key not in self._built or force:
+                    hooks._remember(model)
+                    self._built[key] = hooks._build(model, kind)
+                setattr(model, attr, self._built[key])
+                return self._built[key]
+            return make_function
+
+        cls.make_train_function = make("train")
+        cls.make_test_function = make("test")
+        cls.make_predict_function = make("predict")
+        for call in ("fit", "evaluate", "predict"):
+            setattr(cls, call, self._wrap_call(call, self._saved_class_attrs[call]))
+
+    def uninstall(self):
+        cls = _trainer_class()
+        for name, value in self._saved_class_attrs.items():
+            if value is None:
+                if name in cls.__dict__:
+                    delattr(cls, name)
+            else:
+                setattr(cls, name, value)
+        self._saved_class_attrs.clear()
+        for model, attrs in self._saved_models.values():
+            for attr, value in attrs.items():
+                try:
+                    object.__setattr__(model, attr, value)
+                except Exception:
+                    setattr(model, attr, value)
+        self._saved_models.clear()
+        self._built.clear()
+        self._plain.clear()
+
+    # --- per model ---------------------------------------------------------------------------
+    def _remember(self, model):
+        if id(model) in self._saved_models:
+            return
+        self._saved_models[id(model)] = (model, {
+            "train_function": getattr(model, "train_function", None),
+            "test_function": getattr(model, "test_function", None),
+            "predict_function": getattr(model, "predict_function", None),
+        })
+        self.models.append(model)
+        if getattr(model, "jit_compile", False) and not getattr(model, "run_eagerly", False):
+            self.session.note(f"model '{model.name}' has jit_compile=True: nanwatch ran it un-jitted for this cell "
+                              "(debug checks have no XLA kernels); the setting is unchanged afterwards.")
+        self._map_variables(model)
+        self.session.on_model(model)
+
+    def _map_variables(self, model):
+        try:
+            layers = list(model._flatten_layers(include_self=False, recursive=True))
+        except Exception:
+            layers = list(getattr(model, "layers", []))
+        for layer in layers:
+            own = list(getattr(layer, "_trainable_variables", [])) + list(getattr(layer, "_non_trainable_variables", []))
+            for var in own:
+                self.layer_of_variable.setdefault(id(var), (layer.name, _short_name(var)))
+        self.session.layer_names.update(layer.name for layer in layers)
+
+    def _wrap_call(self, call, original):
+        session = self.session
+
+        def wrapped(model, *args, **kwargs):
+            try:
+                bound = inspect.signature(original).bind(model, *args, **kwargs)
+            except TypeError:
+                return original(model, *args, **kwargs)
+            arguments = bound.arguments
+            callbacks = arguments.get("callbacks")
+            if callbacks is None or isinstance(callbacks, (list, tuple)):
+                arguments["callbacks"] = list(callbacks or []) + [_Callback.make(session)]
+            self._remember(model)
+            session.enter_call(model, call, arguments.get("x"), arguments.get("y"))
+            try:
+                return original(*bound.args, **bound.kwargs)
+            finally:
+                session.exit_call()
+
+        wrapped.__name__ = call
+        wrapped.__doc__ = getattr(original, "__doc__", None)
+        wrapped.__wrapped__ = original
+        return wrapped
+
+    # --- the step functions ------------------------------------------------------------------
+    def _build(self, model, kind, instrumented=True):
+        import tensorflow as tf
+        from keras.src.backend.tensorflow.trainer import reduce_per_replica
+
+        step_fn = {"train": model.train_step, "test": model.test_step, "predict": model.predict_step}[kind]
+        strategy = model.distribute_strategy
+        hooks = self
+
+        @tf.autograph.experimental.do_not_convert
+        def one_step_on_data(data):
+            with hooks._capturing_gradients(model) as captured:
+                outputs = strategy.run(step_fn, args=(data,))
+            outputs = reduce_per_replica(outputs, strategy, reduction="concat" if kind == "predict" else "auto")
+            if kind == "train" and captured:
+                with hooks.session.probe_paused():
+                    norms = tf.stack([tf.norm(tf.cast(_dense(g), tf.float32)) for g, _ in captured])
+                outputs = dict(outputs) if isinstance(outputs, dict) else {"outputs": outputs}
+                outputs[_GRAD_KEY] = norms
+            return outputs
+
+        traced = one_step_on_data
+        if not getattr(model, "run_eagerly", False):
+            traced = tf.function(one_step_on_data, reduce_retracing=True, jit_compile=False)
+        if hasattr(model, "_autoconvert_optionals"):
+            traced = model._autoconvert_optionals(traced)
+        if not instrumented:
+            return traced
+
+        if kind == "predict":
+            def predict_function(batches):
+                outputs = None
+                for data in batches:
+                    out = hooks._run_step(model, kind, traced, data)
+                    outputs = out if outputs is None else tf.nest.map_structure(
+                        lambda a, b: tf.concat([a, b], axis=0), outputs, out)
+                return outputs
+            return predict_function
+
+        def function(iterator):
+            outputs = None
+            for _ in range(max(1, int(getattr(model, "steps_per_execution", 1) or 1))):
+                with hooks.session.probe_paused():
+                    data = _next_batch(iterator)
+                if data is None:
+                    break
+                outputs = hooks._run_step(model, kind, traced, data)
+            if outputs is None:
+                raise StopIteration
+            return outputs
+        return function
+
+    @contextlib.contextmanager
+    def _capturing_gradients(self, model):
+        """While `train_step` is traced, note the (gradient, variable) pairs it applies."""
+        captured: list = []
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is None:
+            yield captured
+            return
+        cls = type(optimizer)
+        own = cls.__dict__.get("apply_gradients")
+        original = cls.apply_gradients
+
+        def apply_gradients(opt, grads_and_vars, *args, **kwargs):
+            pairs = list(grads_and_vars)
+            if opt is optimizer:
+                captured.extend((g, v) for g, v in pairs if g is not None)
+            return original(opt, pairs, *args, **kwargs)
+
+        cls.apply_gradients = apply_gradients
+        try:
+            yield captured
+        finally:
+            if own is None:
+                del cls.apply_gradients
+            else:
+                cls.apply_gradients = own
+            self.session.grad_variables[id(model)] = [v for _, v in captured]
+
+    def _run_step(self, model, kind, traced, data):
+        """One step: check the batch, run it, catch our check failures, record stats."""
+        import tensorflow as tf
+
+        session = self.session
+        step = session.begin_step(model, kind)
+        fn = traced
+        if session.detection is not None and not session.options.stop:
+            fn = self._plain_function(model, kind)
+        else:
+            session.check_batch(model, kind, data, step)
+        try:
+            outputs = fn(data)
+        except tf.errors.InvalidArgumentError as exc:
+            detection = session.probe.detection_from_error(exc)
+            if detection is None:
+                raise
+            session.on_graph_failure(model, kind, data, detection, step)  # raises NonFiniteFound when stopping
+            outputs = self._plain_function(model, kind)(data)
+        grad_norms = None
+        if isinstance(outputs, dict) and _GRAD_KEY in outputs:
+            outputs = dict(outputs)
+            grad_norms = outputs.pop(_GRAD_KEY)
+        session.end_step(model, kind, step, outputs, grad_norms)
+        return outputs
+
+    def _plain_function(self, model, kind):
+        """The step without checks, for `--no-stop` after the first non-finite value."""
+        key = (id(model), kind)
+        if key not in self._plain:
+            with self.session.probe_paused():
+                self._plain[key] = self._build(model, kind, instrumented=False)
+        return self._plain[key]
+
+
+def _dense(grad):
+    import tensorflow as tf
+    if isinstance(grad, tf.IndexedSlices):
+        return grad.values
+    return grad
+
+
+def _short_name(var) -> str:
+    name = getattr(var, "name", "") or ""
+    return name.split("/")[-1].split(":")[0]
+
+
+def _next_batch(iterator):
+    import tensorflow as tf
+    if isinstance(iterator, (tf.data.Iterator, tf.distribute.DistributedIterator)):
+        optional = iterator.get_next_as_optional()
+        if not optional.has_value():
+            return None
+        return optional.get_value()
+    try:
+        return next(iterator)
+    except (StopIteration, tf.errors.OutOfRangeError):
+        return None
+
+
+def batch_arrays(data) -> list:
+    """[(name, numpy array)] for the float tensors in a Keras batch (x, y, sample_weight)."""
+    import tensorflow as tf
+    if not isinstance(data, (tuple, list)):
+        data = (data,)
+    roles = ("x", "y", "sample_weight")
+    out = []
+    for role, part in zip(roles, data):
+        if part is None:
+            continue
+        flat = tf.nest.flatten(part)
+        for i, tensor in enumerate(flat):
+            dtype = getattr(tensor, "dtype", None)
+            if dtype is None or not getattr(dtype, "is_floating", False):
+                continue
+            name = role if len(flat) == 1 else f"{role}[{i}]"
+            out.append((name, stats.to_numpy(tensor)))
+    return out
+
+
+def match_rows(batch_rows: np.ndarray, user_array) -> list:
+    """Rows of the user's array equal (NaN-equal) to the given batch rows."""
+    try:
+        arr = np.asarray(user_array).astype(batch_rows.dtype)
+    except Exception:
+        return []
+    if arr.ndim == 0 or arr.shape[1:] != batch_rows.shape[1:]:
+        return []
+    flat = arr.reshape(arr.shape[0], -1)
+    found = []
+    for row in batch_rows.reshape(batch_rows.shape[0], -1):
+        bad = ~np.isfinite(row)
+        candidates = np.flatnonzero((~np.isfinite(flat[:, bad])).all(axis=1)) if bad.any() else np.arange(flat.shape[0])
+        for idx in candidates:
+            other = flat[idx]
+            same = (np.isnan(other) & np.isnan(row)) | (other == row)
+            if same.all():
+                found.append(int(idx))
+                break
+    return found
+
+
+__all__ = ["KerasHooks", "NonFiniteFound", "batch_arrays", "match_rows"]

@@ -1,0 +1,298 @@
+"""The op callback: checks every floating-point op output, eager and in graphs.
+
+An op-callback equivalent of tfdbg2 (`tensorflow.python.framework.op_callbacks`,
+the hook tfdbg2 and `enable_check_numerics` use), built for one question: which
+op produced the first NaN/Inf.
+
+- Graph ops (traced while the probe is on): each float output is replaced by a
+  `CheckNumericsV2` of it. Consumers then depend on the check, so a check can
+  only fail on an op whose inputs were checked finite: the first failure is the
+  causal origin, not a wall-time race. The error carries `nanwatch:<id>`; the id
+  names an `OpRecord` kept from trace time (op, layer, phase, cell line). Because
+  the optimizer update consumes checked gradients, a failing step does not
+  apply its update.
+- Eager ops: outputs are checked in numpy right after the op ran; inputs are at
+  hand, so the evidence (counts, input health, rows) is taken on the spot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+import threading
+from dataclasses import dataclass, field
+
+from . import stats
+from .frames import CellMap, Where, resolve
+
+_MARK = "nanwatch:"
+_MARK_RE = re.compile(r"nanwatch:(\d+)")
+
+# Ops whose outputs are not checked: pass-throughs (their input was checked), control
+# flow plumbing, constants (a -inf mask constant is intended), and function arguments.
+_SKIP_GRAPH_OPS = frozenset({
+    "Identity", "IdentityN", "NoOp", "Const", "Placeholder", "PlaceholderWithDefault",
+    "Enter", "Exit", "If", "LoopCond", "Merge", "NextIteration", "StatelessIf",
+    "StatefulPartitionedCall", "PartitionedCall", "Switch", "While", "StatelessWhile",
+    "RemoteCall", "DestroyResourceOp", "CheckNumerics", "CheckNumericsV2",
+    "DebugIdentityV2", "DebugNumericSummaryV2", "StopGradient", "PreventGradient",
+    "Reshape", "Squeeze", "ExpandDims", "Transpose", "StridedSlice", "Slice", "ConcatV2",
+    "Concat", "Pack", "Unpack", "Gather", "GatherV2", "Shape", "ShapeN", "Size", "Rank",
+    "ZerosLike", "OnesLike", "Fill", "BroadcastTo", "TensorListGetItem", "TensorListStack",
+    "TensorListFromTensor", "TensorListSetItem", "TensorListReserve", "TensorListElementShape",
+    "TensorListLength", "TensorListPushBack", "TensorListPopBack", "OptionalFromValue",
+    "OptionalGetValue", "OptionalHasValue", "OptionalNone", "EnsureShape",
+})
+_SKIP_EAGER_OPS = frozenset({"CheckNumerics", "CheckNumericsV2", "DebugIdentityV2",
+                             "DebugNumericSummaryV2", "Identity", "IdentityN", "Const"})
+# Ops that hand over input data: a non-finite value there is the data's, not an op's.
+DATA_OPS = frozenset({"IteratorGetNext", "IteratorGetNextSync", "OptionalGetValue", "IteratorGetNextAsOptional"})
+# Batch-norm statistics outputs are legitimately undefined on empty batches.
+_IGNORED_OUTPUTS = frozenset((op, slot) for op in ("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3")
+                             for slot in range(1, 6))
+
+
+@dataclass
+class OpRecord:
+    """A graph op as it was traced."""
+    op_type: str
+    op_name: str
+    slot: int
+    dtype: str
+    graph: str
+    inputs: list          # [(tensor name, op type)]
+    where: Where
+    device: str = ""
+
+
+@dataclass
+class Detection:
+    """The first non-finite tensor and what is known about it."""
+    context: str                  # "graph" | "eager" | "data"
+    op_type: str | None
+    op_name: str | None
+    slot: int
+    where: Where
+    dtype: str | None = None
+    kind: str | None = None       # from the check's message: "NaN", "Inf", "-Inf", ...
+    counts: dict | None = None
+    inputs: list = field(default_factory=list)     # stats.health dicts
+    histogram: dict | None = None
+    data: dict | None = None
+    consumer: dict | None = None  # for data origins: the op that first consumed the data
+    gradient_of: bool = False     # the check of a gradient flowing into this op's output
+    device: str | None = None
+    output: object = None         # numpy array of the culprit output, when captured
+
+
+class NonFiniteFound(Exception):
+    """Raised into the user's code to stop the run at the first non-finite tensor."""
+
+    def __init__(self, detection: Detection):
+        super().__init__(f"nanwatch stopped the run: {detection.op_type or 'input data'} produced a non-finite value")
+        self.detection = detection
+
+
+class Probe:
+    """Installs the op callback; keeps the graph op records; reports detections."""
+
+    def __init__(self, cells: CellMap, on_detect, stop: bool = True):
+        self.cells = cells
+        self.on_detect = on_detect     # called with a Detection; may raise to stop
+        self.stop = stop
+        self.records: list[OpRecord] = []
+        self.active = True
+        self._local = threading.local()
+        self._installed = False
+        self.graph_ops_instrumented = 0
+        self.eager_ops_checked = 0
+
+    # --- lifecycle ------------------------------------------------------------------
+    def install(self):
+        from tensorflow.python.framework import op_callbacks
+        op_callbacks.add_op_callback(self.callback)
+        self._installed = True
+
+    def uninstall(self):
+        if not self._installed:
+            return
+        from tensorflow.python.framework import op_callbacks
+        try:
+            op_callbacks.remove_op_callback(self.callback)
+        except KeyError:
+            pass
+        self._installed = False
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Ops created or run inside are nanwatch's own: neither instrumented nor checked."""
+        before = getattr(self._local, "busy", False)
+        self._local.busy = True
+        try:
+            yield
+        finally:
+            self._local.busy = before
+
+    @contextlib.contextmanager
+    def capturing(self, exc_type):
+        """Checks on; the first detection is put in the yielded list and `exc_type` raised.
+
+        The detection travels in the list, not in the exception: code between the op
+        and the caller may re-create exceptions from their message.
+        """
+        saved = (self.on_detect, self.active, self.stop)
+        box: list = []
+
+        def raise_it(detection):
+            box.append(detection)
+            raise exc_type("nanwatch replay found the first non-finite op")
+
+        self.on_detect, self.active, self.stop = raise_it, True, True
+        try:
+            yield box
+        finally:
+            self.on_detect, self.active, self.stop = saved
+
+    # --- the callback -----------------------------------------------------------------
+    def callback(self, op_type, inputs, attrs, outputs, op_name=None, graph=None):
+        if not self.active or getattr(self._local, "busy", False):
+            return None
+        self._local.busy = True
+        try:
+            if graph is not None:
+                return self._instrument(op_type, inputs, outputs, op_name, graph)
+            self._check_eager(op_type, inputs, outputs)
+            return None
+        finally:
+            self._local.busy = False
+
+    def _instrument(self, op_type, inputs, outputs, op_name, graph):
+        if op_type in _SKIP_GRAPH_OPS or not outputs:
+            return None
+        from tensorflow.python.ops import gen_array_ops
+        from tensorflow.python.eager import record
+        where = None
+        replaced = list(outputs)
+        changed = False
+        for slot, out in enumerate(outputs):
+            dtype = getattr(out, "dtype", None)
+            if dtype is None or not dtype.is_floating or (op_type, slot) in _IGNORED_OUTPUTS:
+                continue
+            if where is None:
+                where = resolve(sys._getframe(2), self.cells, record.could_possibly_record())
+            record_id = len(self.records)
+            self.records.append(OpRecord(
+                op_type=op_type, op_name=op_name or "", slot=slot, dtype=dtype.name,
+                graph=getattr(graph, "name", "") or "",
+                inputs=[_input_name(t) for t in inputs],
+                where=where, device=getattr(out, "device", "") or ""))
+            replaced[slot] = gen_array_ops.check_numerics_v2(out, message=f"{_MARK}{record_id}")
+            changed = True
+        if changed:
+            self.graph_ops_instrumented += 1
+            return replaced
+        return None
+
+    def _check_eager(self, op_type, inputs, outputs):
+        if op_type in _SKIP_EAGER_OPS or not outputs:
+            return
+        self.eager_ops_checked += 1
+        for slot, out in enumerate(outputs):
+            dtype = getattr(out, "dtype", None)
+            if dtype is None or not dtype.is_floating or (op_type, slot) in _IGNORED_OUTPUTS:
+                continue
+            arr = stats.to_numpy(out)
+            if stats.all_finite(arr):
+                continue
+            if op_type in DATA_OPS:
+                self._data_detection(op_type, slot, out, arr)
+            else:
+                self._eager_detection(op_type, inputs, slot, out, arr)
+            return
+
+    def _data_detection(self, op_type, slot, out, arr):
+        from tensorflow.python.eager import record
+        where = resolve(sys._getframe(3), self.cells, record.could_possibly_record())
+        where.phase = "input"
+        data = stats.nonfinite_cells(arr) or {}
+        data.update(source=f"component {slot}" if slot else "x")
+        self.on_detect(Detection(
+            context="data", op_type=None, op_name=None, slot=slot, where=where, dtype=out.dtype.name,
+            counts=stats.counts(arr), histogram=stats.histogram(arr), data=data,
+            consumer={"op_type": op_type, "layer": None, "input": slot},
+            device=getattr(out, "device", None), output=arr))
+
+    def _eager_detection(self, op_type, inputs, slot, out, arr):
+        from tensorflow.python.eager import record
+        where = resolve(sys._getframe(3), self.cells, record.could_possibly_record())
+        input_arrays = [stats.to_numpy(t) if getattr(getattr(t, "dtype", None), "is_floating", False) else None
+                        for t in inputs]
+        healths = [stats.health(a, name=f"input:{i}") for i, a in enumerate(input_arrays)]
+        bad_inputs = [i for i, a in enumerate(input_arrays) if a is not None and not stats.all_finite(a)]
+        device = getattr(out, "device", None)
+        if bad_inputs:
+            # The op only passed on what it was given: the origin is its input (data or
+            # a tensor made outside the watched code), not this op.
+            culprit = input_arrays[bad_inputs[0]]
+            detection = Detection(
+                context="data", op_type=None, op_name=None, slot=0, where=where,
+                dtype=str(culprit.dtype), counts=stats.counts(culprit), inputs=[],
+                histogram=stats.histogram(culprit), data=stats.nonfinite_cells(culprit),
+                consumer={"op_type": op_type, "layer": where.layer, "input": bad_inputs[0]},
+                device=device, output=culprit)
+        else:
+            detection = Detection(
+                context="eager", op_type=op_type, op_name=None, slot=slot, where=where,
+                dtype=out.dtype.name, counts=stats.counts(arr), inputs=healths,
+                histogram=_input_histogram(input_arrays), device=device, output=arr)
+        self.on_detect(detection)
+
+    # --- graph failures -----------------------------------------------------------------
+    def detection_from_error(self, exc) -> Detection | None:
+        """Turn a failed `CheckNumericsV2` of ours into a Detection (None if not ours)."""
+        message = str(getattr(exc, "message", "") or exc)
+        match = _MARK_RE.search(message)
+        if not match:
+            return None
+        index = int(match.group(1))
+        if index >= len(self.records):
+            return None
+        rec = self.records[index]
+        gradient = "detected in gradient" in message
+        if rec.op_type in DATA_OPS:
+            return Detection(context="data", op_type=None, op_name=None, slot=rec.slot, where=rec.where,
+                             dtype=rec.dtype, consumer={"op_type": rec.op_type, "layer": None, "input": rec.slot},
+                             device=rec.device or None)
+        kind = None
+        kind_match = re.search(r"Tensor had ([^\n\]]*?) values", message)
+        if kind_match:
+            kind = kind_match.group(1)
+        return Detection(
+            context="graph", op_type=rec.op_type, op_name=rec.op_name, slot=rec.slot,
+            where=rec.where, dtype=rec.dtype, kind=kind, gradient_of=gradient,
+            inputs=[{"name": name, "op_type": op, "finite": True} for name, op in rec.inputs],
+            device=rec.device or None)
+
+
+def _input_name(tensor):
+    """(name, op type) of an op input, looking through our own check op."""
+    op = getattr(tensor, "op", None)
+    if op is not None and op.type == "CheckNumericsV2" and op.inputs:
+        tensor = op.inputs[0]
+        op = tensor.op
+    return getattr(tensor, "name", "?"), getattr(op, "type", "?")
+
+
+def _input_histogram(arrays):
+    """Histogram of the first floating input (the one a reader looks at first)."""
+    for i, arr in enumerate(arrays):
+        hist = stats.histogram(arr)
+        if hist is not None:
+            hist["input"] = f"input:{i}"
+            return hist
+    return None
+
+
+def is_probe_error(exc) -> bool:
+    return _MARK in str(exc)

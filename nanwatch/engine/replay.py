@@ -1,0 +1,69 @@
+"""Replay one Keras step eagerly to take the evidence a graph failure cannot carry.
+
+A failed graph check tells which op went non-finite, but not the counts or its
+inputs' values. The failing step did not apply its update (the update consumes
+checked gradients), so running `train_step` once more, eagerly, on the same
+batch, with the probe's eager checks on, shows the op with its inputs in hand.
+Every variable the step may touch (model, optimizer, metrics) is put back after.
+Random ops (dropout) may draw differently: the caller compares the result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from .probe import Detection
+
+
+class _Found(Exception):
+    """Stops the replay at the first non-finite op."""
+
+
+def _variables(model) -> list:
+    seen, out = set(), []
+    groups = [getattr(model, "variables", [])]
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None:
+        groups.append(getattr(optimizer, "variables", []))
+    groups.append(getattr(model, "metrics_variables", []))
+    for group in groups:
+        for var in group:
+            if id(var) not in seen:
+                seen.add(id(var))
+                out.append(var)
+    return out
+
+
+@contextlib.contextmanager
+def preserved_variables(model, probe):
+    """Snapshot every variable of the model, its optimizer and metrics; restore on exit."""
+    variables = _variables(model)
+    with probe.paused():
+        saved = [var.numpy() for var in variables]
+    try:
+        yield saved
+    finally:
+        with probe.paused():
+            for var, value in zip(variables, saved):
+                var.assign(value)
+
+
+def replay_step(model, kind: str, data, probe) -> Detection | None:
+    """Run the step eagerly under the probe; return what it finds first (or None)."""
+    import tensorflow as tf
+
+    step_fn = {"train": model.train_step, "test": model.test_step, "predict": model.predict_step}[kind]
+    was_eager = tf.config.functions_run_eagerly()
+    with preserved_variables(model, probe), probe.capturing(_Found) as found:
+        try:
+            tf.config.run_functions_eagerly(True)
+            with model.distribute_strategy.scope():
+                step_fn(data)
+        except _Found:
+            pass
+        except Exception:
+            if not found:
+                raise
+        finally:
+            tf.config.run_functions_eagerly(was_eager)
+    return found[0] if found else None

@@ -1,0 +1,112 @@
+"""IPython magics: `%%nanwatch [options]` runs a cell watched; `%nanwatch` manages state.
+
+The cell body is compiled under a name IPython knows (its CachingCompiler), padded
+with one blank line for the magic line, so line N of the code object is line N of
+the notebook cell and tracebacks and creation stacks point at the right line.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+
+from . import session as session_mod
+from .engine.frames import CellMap
+from .options import UsageError, parse_line, usage
+
+_LINE_HELP = """%nanwatch           show the last report
+%nanwatch last      show the last report
+%nanwatch reset     forget past reports (and clear the sidebar for this kernel)
+%nanwatch --help    this help, and the options of %%nanwatch
+"""
+
+
+@magics_class
+class NanwatchMagics(Magics):
+    def __init__(self, shell):
+        super().__init__(shell)
+        self.cells = CellMap()
+        self.cells.shell = shell
+        shell.events.register("pre_run_cell", self._remember_cell_id)
+
+    def _remember_cell_id(self, info=None):
+        cell_id = getattr(info, "cell_id", None)
+        if cell_id:
+            self.cells.cell_ids[self.shell.execution_count] = cell_id
+
+    @line_magic
+    def nanwatch(self, line=""):
+        command = line.strip()
+        if command in ("", "last"):
+            report = session_mod.last_report()
+            if report is None:
+                print("nanwatch: no watched run yet in this kernel. Put %%nanwatch on a training cell.")
+                return None
+            return report
+        if command == "reset":
+            session_mod.reset()
+            _comm_reset()
+            print("nanwatch: reports forgotten.")
+            return None
+        if command in ("--help", "-h", "help"):
+            print(_LINE_HELP + "\n" + usage())
+            return None
+        raise UsageError(f"unknown %nanwatch command {command!r}\n\n{_LINE_HELP}")
+
+    @cell_magic("nanwatch")
+    def nanwatch_cell(self, line, cell):
+        __tracebackhide__ = True
+        options = parse_line(line)          # a usage error here runs nothing
+        shell = self.shell
+        number = shell.execution_count
+        code = shell.transform_cell(cell)
+        filename = shell.compile.cache("\n" + code, number=number, raw_code="\n" + cell)
+        self.cells.files[filename] = number
+        tree = shell.compile.ast_parse("\n" + code, filename=filename)
+        last_expr = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last_expr = ast.Expression(tree.body.pop().value)
+        sinks = _sinks(options)
+        watch = session_mod.WatchSession(options, cells=self.cells, cell=number, sinks=sinks)
+        result = None
+        try:
+            with watch:
+                exec(shell.compile(tree, filename, "exec"), shell.user_global_ns, shell.user_ns)
+                if last_expr is not None:
+                    result = eval(shell.compile(last_expr, filename, "eval"), shell.user_global_ns, shell.user_ns)
+        finally:
+            _show(watch.report)
+        return result
+
+
+def _sinks(options) -> list:
+    sinks = []
+    if options.panel:
+        try:
+            from .views.panel import make_panel_or_none
+            panel = make_panel_or_none()
+        except ImportError:
+            panel = None
+        if panel is not None:
+            panel.display()
+            sinks.append(panel)
+    try:
+        from .comm import CommBroadcaster
+        sinks.append(CommBroadcaster.instance())
+    except (ImportError, AttributeError):
+        pass
+    return sinks
+
+
+def _comm_reset():
+    try:
+        from . import comm
+        comm.reset()
+    except (ImportError, AttributeError):
+        pass
+
+
+def _show(report):
+    from IPython.display import display
+    display(report)

@@ -1,0 +1,534 @@
+"""A watched run's lifecycle: set up, run, and always clean up.
+
+`WatchSession` is the one place that turns on instrumentation (probe, Keras
+hooks) and the one place that turns it off, whatever the cell did: success,
+exception, KeyboardInterrupt. It receives the engine's events (steps, batches,
+detections) and fills the Report; views and the sidebar get them as sinks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+from . import locate
+from .engine import stats
+from .engine.frames import CellMap
+from .engine.probe import Detection, NonFiniteFound, Probe
+from .options import Options, UsageError
+from .report import Report
+
+MIN_TF = (2, 16)
+_active = threading.local()
+_last_report: list = [None]
+_train_ranges: dict = {}   # id(model) -> training feature ranges (predict-time drift), kernel lifetime
+
+
+def last_report() -> Report | None:
+    return _last_report[0]
+
+
+def reset():
+    _last_report[0] = None
+    _train_ranges.clear()
+
+
+def active_session():
+    return getattr(_active, "session", None)
+
+
+class NestedWatchError(UsageError):
+    """`%%nanwatch` or `watch()` inside a run that is already watched."""
+
+
+class WatchSession:
+    """Context manager for one watched run."""
+
+    def __init__(self, options: Options, cells: CellMap | None = None, cell: int | None = None, sinks=()):
+        self.options = options
+        self.cells = cells or CellMap()
+        self.report = Report(mode=options.mode if options.mode != "auto" else "exact", cell=cell)
+        self.sinks = list(sinks)
+        self.detection: Detection | None = None
+        self.probe: Probe | None = None
+        self.hooks = None
+        self.tf = None
+        self.epoch: int | None = None
+        self.layer_names: set = set()
+        self.grad_variables: dict = {}
+        self.train_step = 0
+        self.batch_index = 0
+        self.tape_steps = 0
+        self.call_stack: list = []
+        self.evidence: dict = {"data": [], "nan_weights": [], "optimizer": None, "loss": None,
+                               "initial_weight_norms": [], "fp16_skipped_steps": 0}
+        self._layer_history: dict = {}
+        self._dump_dir: str | None = None
+        self._saved_tape_gradient = None
+        self._entered = False
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def __enter__(self):
+        if active_session() is not None:
+            raise NestedWatchError("nanwatch is already watching this run: %%nanwatch / watch() cannot be nested")
+        _active.session = self
+        self._entered = True
+        try:
+            self._setup()
+        except BaseException:
+            self._cleanup()
+            _active.session = None
+            raise
+        self._emit("run_started", {"run_id": self.report.run_id, "cell": self.report.cell,
+                                   "mode": self.report.mode, "started": self.report.started})
+        return self
+
+    def _setup(self):
+        try:
+            import tensorflow as tf
+        except ImportError:
+            self.note("TensorFlow is not installed: the cell ran unwatched.")
+            return
+        version = tuple(int(p) for p in tf.__version__.split(".")[:2] if p.isdigit())
+        if version < MIN_TF:
+            self.note(f"TensorFlow {tf.__version__} is older than {MIN_TF[0]}.{MIN_TF[1]}: the cell ran unwatched.")
+            return
+        self.tf = tf
+        # A private, per-run directory for anything written to disk (mode 0700), removed at the end.
+        self._dump_dir = tempfile.mkdtemp(prefix="nanwatch-")
+        os.chmod(self._dump_dir, 0o700)
+        self.probe = Probe(self.cells, self.on_detection, stop=self.options.stop)
+        if _legacy_keras():
+            self.note("legacy tf.keras (TF_USE_LEGACY_KERAS=1): Keras hooks are not supported there; "
+                      "only ops traced or run in this cell are checked, and cached tf.keras functions are not rebuilt.")
+        else:
+            try:
+                from .engine.keras_hooks import KerasHooks
+                self.hooks = KerasHooks(self)
+                self.hooks.install()
+            except ImportError:
+                self.hooks = None
+        self._count_tape_gradients(tf)
+        self.probe.install()
+
+    def __exit__(self, exc_type, exc, tb):
+        __tracebackhide__ = True
+        suppress = False
+        try:
+            if exc is not None:
+                suppress = self._on_exception(exc)
+        finally:
+            self._cleanup()
+            _active.session = None
+            self._finish()
+        return suppress
+
+    def _on_exception(self, exc) -> bool:
+        if isinstance(exc, NonFiniteFound):
+            self.report.stopped = True
+            return True
+        if self.probe is not None and self.tf is not None and isinstance(exc, self.tf.errors.InvalidArgumentError):
+            detection = self.probe.detection_from_error(exc)
+            if detection is not None:
+                # A tf.function of the user's own (custom loop) failed one of our checks.
+                self._record_detection(detection, replayed=False, reproduced=None)
+                self.report.stopped = True
+                return True
+        if isinstance(exc, KeyboardInterrupt):
+            self.report.error = "interrupted (KeyboardInterrupt)"
+        else:
+            self.report.error = f"{type(exc).__name__}: {exc}"[:2000]
+        return False
+
+    def _cleanup(self):
+        """Absolute: no op callback, no patched method, no directory left behind."""
+        for undo in (self._uninstall_probe, self._uninstall_hooks, self._restore_tape_gradient, self._remove_dump):
+            try:
+                undo()
+            except Exception as exc:  # keep undoing the rest; say what failed
+                self.note(f"cleanup step {undo.__name__} failed: {exc!r}")
+
+    def _uninstall_probe(self):
+        if self.probe is not None:
+            self.probe.uninstall()
+
+    def _uninstall_hooks(self):
+        if self.hooks is not None:
+            self.hooks.uninstall()
+
+    def _remove_dump(self):
+        if self._dump_dir:
+            shutil.rmtree(self._dump_dir, ignore_errors=True)
+            self._dump_dir = None
+
+    def _count_tape_gradients(self, tf):
+        """Custom loops have no Keras step counter: count completed eager `tape.gradient` calls."""
+        cls = tf.GradientTape
+        original = cls.__dict__["gradient"]
+        session = self
+
+        def gradient(tape, *args, **kwargs):
+            result = original(tape, *args, **kwargs)
+            if tf.executing_eagerly() and not session.call_stack:
+                session.tape_steps += 1
+            return result
+
+        gradient.__wrapped__ = original
+        self._saved_tape_gradient = (cls, original)
+        cls.gradient = gradient
+
+    def _restore_tape_gradient(self):
+        if self._saved_tape_gradient is not None:
+            cls, original = self._saved_tape_gradient
+            cls.gradient = original
+            self._saved_tape_gradient = None
+
+    # --- events from the engine -----------------------------------------------------------------
+    def note(self, text: str):
+        if text not in self.report.notes:
+            self.report.notes.append(text)
+
+    @contextlib.contextmanager
+    def probe_paused(self):
+        if self.probe is None:
+            yield
+            return
+        with self.probe.paused():
+            yield
+
+    def on_model(self, model):
+        """First sight of a Keras model in this cell: weights already non-finite? optimizer? loss?"""
+        weights = self.hooks.layer_of_variable if self.hooks else {}
+        for var in getattr(model, "weights", []):
+            arr = stats.to_numpy(var)
+            if arr is not None and not stats.all_finite(arr):
+                layer, name = weights.get(id(var), (None, getattr(var, "name", "?")))
+                entry = {"layer": layer, "variable": name, "counts": stats.counts(arr)}
+                if entry not in self.evidence["nan_weights"]:
+                    self.evidence["nan_weights"].append(entry)
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is not None and self.evidence["optimizer"] is None:
+            self.evidence["optimizer"] = _optimizer_facts(optimizer)
+        if self.evidence["loss"] is None and getattr(model, "loss", None) is not None:
+            self.evidence["loss"] = _loss_facts(model.loss)
+        policy = getattr(getattr(model, "dtype_policy", None), "name", None)
+        if policy:
+            self.evidence["dtype_policy"] = policy
+
+    def enter_call(self, model, call, x, y):
+        self.call_stack.append({"model": model, "call": call, "x": x, "y": y})
+        self.batch_index = 0
+        self.evidence.setdefault("calls", []).append(call)
+        self.evidence["call"] = call
+        _profile_inputs(self, model, call, x, y)
+        if self.evidence["nan_weights"] and self.detection is None:
+            bad = self.evidence["nan_weights"][0]
+            det = Detection(context="weights", op_type="ReadVariableOp", op_name=None, slot=0,
+                            where=_where_of_layer(bad["layer"]), counts=bad["counts"])
+            self._record_detection(det, weight=(bad["layer"], bad["variable"]))
+            if self.options.stop:
+                raise NonFiniteFound(det)
+
+    def exit_call(self):
+        if self.call_stack:
+            self.call_stack.pop()
+
+    def begin_step(self, model, kind) -> int:
+        if kind == "train":
+            step = self.train_step
+            self.train_step += 1
+        else:
+            step = self.batch_index
+        self.batch_index += 1
+        return step
+
+    def check_batch(self, model, kind, data, step):
+        """Non-finite values in the batch itself: the data is the origin (phase input)."""
+        from .engine.keras_hooks import batch_arrays, match_rows
+        for name, arr in batch_arrays(data):
+            if arr is None or stats.all_finite(arr):
+                continue
+            cells = stats.nonfinite_cells(arr) or {}
+            call = self.call_stack[-1] if self.call_stack else {}
+            user = call.get("y") if name.startswith("y") else call.get("x")
+            array_rows = match_rows(arr[cells.get("rows", [])], user) if user is not None and cells.get("rows") else []
+            det = Detection(context="data", op_type=None, op_name=None, slot=0,
+                            where=_where_of_call(self), dtype=str(arr.dtype), counts=stats.counts(arr),
+                            histogram=stats.histogram(arr), output=arr,
+                            data=dict(cells, source=name, batch=self.batch_index - 1, array_rows=array_rows))
+            self.report.bad_batch = data
+            self.on_detection(det)
+            return
+
+    def on_graph_failure(self, model, kind, data, detection: Detection, step):
+        """A check failed inside a Keras step function: replay it for the numbers, then report."""
+        self.report.bad_batch = data
+        replayed = None
+        if self.options.replay:
+            from .engine.replay import replay_step
+            try:
+                replayed = replay_step(model, kind, data, self.probe)
+            except Exception as exc:
+                self.note(f"the eager replay of the failing step raised {type(exc).__name__}: {exc}"[:300])
+        detection, reproduced = locate.merge_replay(detection, replayed)
+        if self.options.replay and not reproduced:
+            self.note("the eager replay of the failing step did not reproduce the same op "
+                      "(random ops such as dropout draw anew); counts and input values are not available.")
+        self._record_detection(detection, replayed=self.options.replay, reproduced=reproduced if self.options.replay else None)
+        if self.options.stop:
+            raise NonFiniteFound(detection) from None
+        self.probe.active = False
+
+    def on_detection(self, detection: Detection):
+        """From the probe's eager checks and the batch checks."""
+        if self.detection is not None:
+            return
+        self._record_detection(detection)
+        if self.options.stop:
+            raise NonFiniteFound(detection)
+        self.probe.active = False
+
+    def _record_detection(self, detection: Detection, replayed=None, reproduced=None, weight=None):
+        if self.detection is not None:
+            return
+        self.detection = detection
+        if detection.op_type == "ReadVariableOp" and weight is None:
+            weight = self._nonfinite_variable()
+        step = self._current_step()
+        first = locate.first_nonfinite(detection, step=step, epoch=self.epoch, layer_names=self.layer_names,
+                                       replayed=replayed, reproduced=reproduced, weight=weight)
+        self.report.first_nonfinite = first
+        self._emit("first_nonfinite", first, [])
+
+    def _nonfinite_variable(self):
+        if self.hooks is None:
+            return None
+        for model in self.hooks.models:
+            for var in getattr(model, "weights", []):
+                with self.probe_paused():
+                    arr = stats.to_numpy(var)
+                if arr is not None and not stats.all_finite(arr):
+                    return self.hooks.layer_of_variable.get(id(var), (None, getattr(var, "name", "?")))
+        return None
+
+    def _current_step(self):
+        if self.call_stack:
+            call = self.call_stack[-1]["call"]
+            return max(0, self.train_step - 1 if call == "fit" else self.batch_index - 1)
+        return self.tape_steps
+
+    def end_step(self, model, kind, step, outputs, grad_norms):
+        record = {"step": step, "epoch": self.epoch if kind == "train" else None,
+                  "phase": {"train": "train", "test": "evaluate", "predict": "predict"}[kind],
+                  "loss": None, "metrics": {}, "grad_norm": None}
+        if kind != "predict" and isinstance(outputs, dict):
+            for name, value in outputs.items():
+                val = _scalar(value)
+                if val is None:
+                    continue
+                if name == "loss":
+                    record["loss"] = val
+                else:
+                    record["metrics"][name] = val
+        if grad_norms is not None:
+            norms = stats.to_numpy(grad_norms)
+            record["grad_norm"] = float(np.sqrt(np.sum(np.square(norms.astype(np.float64))))) if norms is not None else None
+            if kind == "train" and step % self.options.stats_every == 0:
+                self._layer_stats(model, step, norms)
+        elif kind == "train" and step % self.options.stats_every == 0:
+            self._layer_stats(model, step, None)
+        if kind == "predict":
+            return
+        self.report.steps.append(record)
+        self._emit("step", record)
+
+    def _layer_stats(self, model, step, grad_norms):
+        """Weight norms (numpy) and gradient norms (from the step) per layer, every N steps."""
+        by_layer: dict = {}
+        mapping = self.hooks.layer_of_variable if self.hooks else {}
+        for var in getattr(model, "trainable_variables", []):
+            layer, _ = mapping.get(id(var), (None, None))
+            if layer is None:
+                continue
+            arr = stats.to_numpy(var)
+            entry = by_layer.setdefault(layer, {"w2": 0.0, "g2": None, "min": None, "max": None,
+                                                "sum": 0.0, "sq": 0.0, "n": 0, "nan": 0, "inf": 0})
+            _accumulate(entry, arr)
+        if grad_norms is not None:
+            for var, gnorm in zip(self.grad_variables.get(id(model), []), grad_norms):
+                layer, _ = mapping.get(id(var), (None, None))
+                if layer in by_layer:
+                    by_layer[layer]["g2"] = (by_layer[layer]["g2"] or 0.0) + float(gnorm) ** 2
+        records = []
+        for layer, e in by_layer.items():
+            mean = e["sum"] / e["n"] if e["n"] else None
+            std = float(np.sqrt(max(e["sq"] / e["n"] - mean * mean, 0.0))) if e["n"] else None
+            point = {"step": step, "weight_norm": float(np.sqrt(e["w2"])),
+                     "grad_norm": float(np.sqrt(e["g2"])) if e["g2"] is not None else None,
+                     "activation_norm": None}
+            history = self._layer_history.setdefault(layer, [])
+            history.append(point)
+            records.append({"layer": layer, "weight_norm": point["weight_norm"], "grad_norm": point["grad_norm"],
+                            "activation_norm": None, "min": e["min"], "max": e["max"], "mean": mean, "std": std,
+                            "nan": e["nan"], "inf": e["inf"], "history": history})
+        if records:
+            self.report.layers = records
+            if step == 0 and not self.evidence["initial_weight_norms"]:
+                self.evidence["initial_weight_norms"] = _initial_norms(model, mapping)
+            self._emit("layers", records)
+
+    # --- the end ------------------------------------------------------------------------------------
+    def _finish(self):
+        report = self.report
+        report.info.extend(self._info())
+        self.evidence.update(first_nonfinite=report.first_nonfinite, steps=report.steps, layers=report.layers)
+        try:
+            from .diagnosis import diagnose
+            report.diagnosis, report.warnings = diagnose(self.evidence)
+        except ImportError:
+            pass
+        except Exception as exc:
+            self.note(f"the diagnosis failed: {type(exc).__name__}: {exc}"[:300])
+        report.finish()
+        _last_report[0] = report
+        if report.first_nonfinite is not None:
+            self._emit("first_nonfinite", report.first_nonfinite, report.diagnosis)
+        self._emit("run_finished", report.to_dict())
+
+    def _info(self) -> list:
+        info = []
+        if self.probe is not None:
+            info.append(f"checked {self.probe.graph_ops_instrumented} graph ops and {self.probe.eager_ops_checked} "
+                        "eager op runs")
+        skipped = self.evidence.get("fp16_skipped_steps") or 0
+        if skipped:
+            info.append(f"LossScaleOptimizer skipped {skipped} step(s) with Inf gradients (by design, not an alarm)")
+        return info
+
+    def _emit(self, event, *args):
+        for sink in self.sinks:
+            method = getattr(sink, event, None)
+            if method is None:
+                continue
+            try:
+                method(*args)
+            except Exception as exc:  # a view must never break the user's run
+                self.note(f"view {type(sink).__name__}.{event} failed: {exc!r}"[:300])
+
+
+# --- helpers ------------------------------------------------------------------------------------------
+def _legacy_keras() -> bool:
+    return os.environ.get("TF_USE_LEGACY_KERAS", "").lower() in ("1", "true", "yes")
+
+
+def _scalar(value):
+    arr = stats.to_numpy(value)
+    if arr is None or arr.size != 1 or arr.dtype.kind not in "fiu":
+        return None
+    return float(arr.reshape(()))
+
+
+def _accumulate(entry, arr):
+    if arr is None or arr.dtype.kind != "f" or arr.size == 0:
+        return
+    values = arr.astype(np.float64, copy=False)
+    finite = values[np.isfinite(values)]
+    entry["nan"] += int(np.isnan(values).sum())
+    entry["inf"] += int(np.isinf(values).sum())
+    if finite.size:
+        entry["w2"] += float(np.sum(finite * finite))
+        entry["sum"] += float(finite.sum())
+        entry["sq"] += float(np.sum(finite * finite))
+        entry["n"] += int(finite.size)
+        lo, hi = float(finite.min()), float(finite.max())
+        entry["min"] = lo if entry["min"] is None else min(entry["min"], lo)
+        entry["max"] = hi if entry["max"] is None else max(entry["max"], hi)
+
+
+def _initial_norms(model, mapping) -> list:
+    out = []
+    for var in getattr(model, "trainable_variables", []):
+        arr = stats.to_numpy(var)
+        if arr is None or arr.ndim < 2:
+            continue
+        layer, name = mapping.get(id(var), (None, getattr(var, "name", "?")))
+        out.append({"layer": layer, "variable": name, "norm": stats.norm(arr),
+                    "fan_in": int(np.prod(arr.shape[:-1])), "fan_out": int(arr.shape[-1])})
+    return out
+
+
+def _optimizer_facts(optimizer) -> dict:
+    inner = getattr(optimizer, "inner_optimizer", None)
+    facts = {"class": type(optimizer).__name__, "learning_rate": None, "clipnorm": None, "clipvalue": None,
+             "global_clipnorm": None, "loss_scale": inner is not None}
+    target = inner or optimizer
+    if inner is not None:
+        facts["inner_class"] = type(inner).__name__
+    try:
+        facts["learning_rate"] = float(np.asarray(target.learning_rate))
+    except Exception:
+        pass
+    for key in ("clipnorm", "clipvalue", "global_clipnorm"):
+        facts[key] = getattr(target, key, None)
+    return facts
+
+
+def _loss_facts(loss) -> dict:
+    name = loss if isinstance(loss, str) else getattr(loss, "name", None) or type(loss).__name__
+    from_logits = getattr(loss, "from_logits", None)
+    if from_logits is None and hasattr(loss, "get_config"):
+        try:
+            from_logits = loss.get_config().get("from_logits")
+        except Exception:
+            from_logits = None
+    return {"name": name, "from_logits": from_logits}
+
+
+def _where_of_call(session):
+    from .engine.frames import resolve
+    where = resolve(sys._getframe(2), session.cells)
+    where.phase = "input"
+    where.layer = None
+    return where
+
+
+def _where_of_layer(layer):
+    from .engine.frames import Where
+    return Where(layer=layer, layer_path=layer, phase="input", source=None)
+
+
+def _profile_inputs(session, model, call, x, y):
+    """Data forensics on the arrays given to fit/evaluate/predict (diagnosis package)."""
+    try:
+        from .diagnosis import data_checks
+    except ImportError:
+        return
+    for role, value in (("features", x), ("targets", y)):
+        if value is None or not _array_like(value):
+            continue
+        try:
+            profile = data_checks.profile_array("X" if role == "features" else "y", value, role)
+        except Exception as exc:
+            session.note(f"data check of {role} failed: {exc!r}"[:300])
+            continue
+        profile["call"] = call
+        session.evidence["data"].append(profile)
+        if call == "fit" and role == "features":
+            try:
+                from .diagnosis import drift
+                _train_ranges[id(model)] = drift.training_ranges(profile)
+            except Exception:
+                pass
+        if call == "predict" and role == "features" and id(model) in _train_ranges:
+            session.evidence["train_ranges"] = _train_ranges[id(model)]
+
+
+def _array_like(value) -> bool:
+    return hasattr(value, "shape") and hasattr(value, "dtype") or type(value).__name__ in ("DataFrame", "Series")
