@@ -257,7 +257,7 @@ class WatchSession:
                 continue
             cells = stats.nonfinite_cells(arr) or {}
             call = self.call_stack[-1] if self.call_stack else {}
-            user = call.get("y") if name.startswith("y") else call.get("x")
+            user = _component(call.get("y") if name.startswith("y") else call.get("x"), name)
             array_rows = match_rows(arr[cells.get("rows", [])], user) if user is not None and cells.get("rows") else []
             det = Detection(context="data", op_type=None, op_name=None, slot=0,
                             where=_where_of_call(self), dtype=str(arr.dtype), counts=stats.counts(arr),
@@ -528,6 +528,18 @@ def _profile_inputs(session, model, call, x, y):
                 pass
         if call == "predict" and role == "features" and id(model) in _train_ranges:
             session.evidence["train_ranges"] = _train_ranges[id(model)]
+
+
+def _component(value, name: str):
+    """The part of the user's x/y that a batch component came from: `x[1]` -> value[1]."""
+    if value is None or "[" not in name:
+        return value
+    try:
+        import tensorflow as tf
+        flat = tf.nest.flatten(value)
+        return flat[int(name.split("[", 1)[1].rstrip("]"))]
+    except Exception:
+        return None
 
 
 def _array_like(value) -> bool:

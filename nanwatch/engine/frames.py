@@ -80,9 +80,17 @@ def resolve(frame, cells: CellMap, tape_active: bool = False) -> Where:
     layers: list = []
     source = None
     fallback_source = None
+    autograph_map = None
     while frame is not None:
         code = frame.f_code
         filename = code.co_filename
+        lineno = frame.f_lineno
+        if "__autograph_generated_file" in filename:
+            if autograph_map is None:
+                autograph_map = _autograph_source_map()
+            origin = autograph_map.get((filename, lineno))
+            if origin is not None:
+                filename, lineno = origin[0], origin[1]
         if phase is None:
             for fragment, name in _PATH_PHASES:
                 if fragment in filename:
@@ -97,9 +105,9 @@ def resolve(frame, cells: CellMap, tape_active: bool = False) -> Where:
         if source is None:
             cell = cells.cell_of(filename)
             if cell is not None:
-                source = _source(filename, frame.f_lineno, code.co_name, cell, cells)
+                source = _source(filename, lineno, code.co_name, cell, cells)
             elif fallback_source is None and not _is_library(filename):
-                fallback_source = _source(filename, frame.f_lineno, code.co_name, None, cells)
+                fallback_source = _source(filename, lineno, code.co_name, None, cells)
         frame = frame.f_back
     if phase is None:
         phase = "forward" if layers else ("loss" if tape_active else "forward")
@@ -107,6 +115,16 @@ def resolve(frame, cells: CellMap, tape_active: bool = False) -> Where:
     path = "/".join(getattr(layer, "name", "?") for layer in reversed(layers)) if layers else None
     return Where(layer=getattr(leaf, "name", None), layer_path=path, phase=phase,
                  source=source or fallback_source)
+
+
+def _autograph_source_map() -> dict:
+    """(generated file, line) -> (original file, line, function) for code autograph converted."""
+    try:
+        import threading
+        from tensorflow.python.util import tf_stack
+        return tf_stack._source_mapper_stacks[threading.get_ident()][-1].get_effective_source_map()
+    except Exception:
+        return {}
 
 
 def _source(filename, lineno, function, cell, cells: CellMap) -> dict:
