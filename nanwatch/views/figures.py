@@ -149,19 +149,27 @@ def input_histogram_figure(report: dict) -> Figure | None:
     fig, ax = _new_figure()
     lefts, widths = geometry
     ax.bar(lefts, counts, width=widths, align="edge", color="#1f77b4", edgecolor="white", linewidth=0.4)
-    ax.set_title(f"Input {hist.get('input') or '?'} of {first.get('op_type') or 'the op'}", fontsize=9)
+    name = f"{hist['input']} " if hist.get("input") else ""
+    ax.set_title(f"Input {name}of {first.get('op_type') or 'the op'}", fontsize=9)
     ax.set_xlabel("value", fontsize=8)
     ax.set_ylabel("count", fontsize=8)
-    _note_nonfinite_inputs(ax, first, hist.get("input"))
+    _note_left_out(ax, _left_out_text(first, hist))
     return fig
 
 
-def _note_nonfinite_inputs(ax, first: dict, name: str | None) -> None:
-    """The histogram holds finite values only: say how many non-finite ones it leaves out."""
+def _left_out_text(first: dict, hist: dict) -> str | None:
+    """The histogram holds finite values only: which non-finite ones it leaves out, if any."""
     for inp in first.get("inputs") or []:
-        if inp.get("name") == name and inp.get("finite") is False:
-            text = "not shown: " + f.counts_text({k: inp.get(k) for k in ("nan", "pos_inf", "neg_inf")})
-            ax.text(0.98, 0.95, text, transform=ax.transAxes, ha="right", va="top", fontsize=7, color=NAN_COLOR)
+        if hist.get("input") and inp.get("name") == hist["input"] and inp.get("finite") is False:
+            return "not shown: " + f.counts_text({k: inp.get(k) for k in ("nan", "pos_inf", "neg_inf")})
+    if hist.get("nonfinite"):
+        return f"not shown: {hist['nonfinite']} non-finite"
+    return None
+
+
+def _note_left_out(ax, text: str | None) -> None:
+    if text:
+        ax.text(0.98, 0.95, text, transform=ax.transAxes, ha="right", va="top", fontsize=7, color=NAN_COLOR)
 
 
 def figure_to_png_b64(fig: Figure, dpi: int = 80) -> str:

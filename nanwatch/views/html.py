@@ -41,6 +41,8 @@ CSS = """
 .nanwatch-report .nw-figs img{max-width:100%;height:auto;border:1px solid var(--jp-border-color2,#e0e0e0)}
 .nanwatch-report ol,.nanwatch-report ul{margin:2px 0;padding-left:22px}
 .nanwatch-report .nw-scroll{max-height:300px;overflow:auto}
+.nanwatch-report .nw-sparks{display:flex;flex-wrap:wrap;gap:4px 18px;margin:2px 0 4px}
+.nanwatch-report .nw-spark svg{display:block}
 """
 
 
