@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
-import tempfile
 import threading
 import time
 
@@ -70,7 +68,6 @@ class WatchSession:
         self.evidence: dict = {"data": [], "nan_weights": [], "optimizer": None, "loss": None,
                                "initial_weight_norms": [], "fp16_skipped_steps": 0}
         self._layer_history: dict = {}
-        self._dump_dir: str | None = None
         self._saved_tape_gradient = None
         self._entered = False
 
@@ -101,9 +98,6 @@ class WatchSession:
             self.note(f"TensorFlow {tf.__version__} is older than {MIN_TF[0]}.{MIN_TF[1]}: the cell ran unwatched.")
             return
         self.tf = tf
-        # A private, per-run directory for anything written to disk (mode 0700), removed at the end.
-        self._dump_dir = tempfile.mkdtemp(prefix="nanwatch-")
-        os.chmod(self._dump_dir, 0o700)
         self.probe = Probe(self.cells, self.on_detection, stop=self.options.stop)
         if _legacy_keras():
             self.note("legacy tf.keras (TF_USE_LEGACY_KERAS=1): Keras hooks are not supported there; "
@@ -149,7 +143,7 @@ class WatchSession:
 
     def _cleanup(self):
         """Absolute: no op callback, no patched method, no directory left behind."""
-        for undo in (self._uninstall_probe, self._uninstall_hooks, self._restore_tape_gradient, self._remove_dump):
+        for undo in (self._uninstall_probe, self._uninstall_hooks, self._restore_tape_gradient):
             try:
                 undo()
             except Exception as exc:  # keep undoing the rest; say what failed
@@ -162,11 +156,6 @@ class WatchSession:
     def _uninstall_hooks(self):
         if self.hooks is not None:
             self.hooks.uninstall()
-
-    def _remove_dump(self):
-        if self._dump_dir:
-            shutil.rmtree(self._dump_dir, ignore_errors=True)
-            self._dump_dir = None
 
     def _count_tape_gradients(self, tf):
         """Custom loops have no Keras step counter: count completed eager `tape.gradient` calls."""
