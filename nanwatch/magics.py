@@ -8,6 +8,7 @@ the notebook cell and tracebacks and creation stacks point at the right line.
 from __future__ import annotations
 
 import ast
+import sys
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
@@ -28,12 +29,18 @@ class NanwatchMagics(Magics):
         super().__init__(shell)
         self.cells = CellMap()
         self.cells.shell = shell
-        shell.events.register("pre_run_cell", self._remember_cell_id)
+        self._running_cell_id = None
+        shell.events.register("pre_run_cell", self._cell_starts)
+        shell.events.register("post_run_cell", self._cell_ran)
 
-    def _remember_cell_id(self, info=None):
-        cell_id = getattr(info, "cell_id", None)
-        if cell_id:
-            self.cells.cell_ids[self.shell.execution_count] = cell_id
+    def _cell_starts(self, info=None):
+        """The notebook's id of the cell about to run (for jump-to-line in the sidebar)."""
+        self._running_cell_id = getattr(info, "cell_id", None)
+
+    def _cell_ran(self, result=None):
+        number = getattr(result, "execution_count", None)
+        if number is not None and self._running_cell_id:
+            self.cells.cell_ids[number] = self._running_cell_id
 
     @line_magic
     def nanwatch(self, line=""):
@@ -59,7 +66,9 @@ class NanwatchMagics(Magics):
         __tracebackhide__ = True
         options = parse_line(line)          # a usage error here runs nothing
         shell = self.shell
-        number = shell.execution_count
+        number = _current_cell_number(shell)
+        if self._running_cell_id:
+            self.cells.cell_ids[number] = self._running_cell_id
         code = shell.transform_cell(cell)
         filename = shell.compile.cache("\n" + code, number=number, raw_code="\n" + cell)
         self.cells.files[filename] = number
@@ -78,6 +87,21 @@ class NanwatchMagics(Magics):
         finally:
             _show(watch.report)
         return result
+
+
+def _current_cell_number(shell) -> int:
+    """The In[N] of the running cell: the number IPython cached the calling cell's code under.
+
+    (IPython 9 bumps `execution_count` when a cell starts, older ones when it ends.)
+    """
+    known = getattr(shell.compile, "_filename_map", {})
+    frame = sys._getframe(1)
+    while frame is not None:
+        number = known.get(frame.f_code.co_filename)
+        if number is not None:
+            return number
+        frame = frame.f_back
+    return shell.execution_count
 
 
 def _sinks(options) -> list:

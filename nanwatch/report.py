@@ -35,8 +35,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SCHEMA_VERSION = 1
+# Custom mime type of a report in a cell's outputs: the sidebar and the headless runner read it.
+MIME_TYPE = "application/vnd.nanwatch.report.v1+json"
+MAX_SAVED_POINTS = 300   # steps / history points kept in a saved notebook output
 STATUSES = ("healthy", "warning", "nonfinite", "error")
 PHASES = ("input", "forward", "loss", "backward", "optimizer", "metric")
+
+
+def _thin(points: list, limit: int) -> list:
+    """At most `limit` points, evenly spread, always keeping the last."""
+    if len(points) <= limit:
+        return list(points)
+    stride = len(points) / float(limit - 1)
+    picked = [points[int(i * stride)] for i in range(limit - 1)]
+    return picked + [points[-1]]
+
+
+def compact(data: dict, limit: int = MAX_SAVED_POINTS) -> dict:
+    """The report dict with long series thinned, for saving in a notebook output."""
+    out = dict(data)
+    out["steps"] = _thin(data.get("steps", []), limit)
+    out["layers"] = [dict(layer, history=_thin(layer.get("history", []), limit)) for layer in data.get("layers", [])]
+    return out
 
 
 def _json_safe(value: Any) -> Any:
@@ -145,7 +165,7 @@ class Report:
         data = self.to_dict()
         from .views.html import render_html
         from .views.text import render_text
-        return {"text/plain": render_text(data), "text/html": render_html(data)}
+        return {"text/plain": render_text(data), "text/html": render_html(data), MIME_TYPE: compact(data)}
 
     def __repr__(self) -> str:
         first = self.first_nonfinite or {}
