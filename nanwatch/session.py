@@ -290,6 +290,11 @@ class WatchSession:
         self.detection = detection
         if detection.op_type == "ReadVariableOp" and weight is None:
             weight = self._nonfinite_variable()
+        if (detection.op_type or "").startswith("__inference_"):
+            name = detection.op_type[len("__inference_"):].rsplit("_", 1)[0]
+            self.note(f"the NaN/Inf came out of tf.function '{name}', traced before this cell, so the ops inside "
+                      "were not instrumented. Define (or re-create) the function inside the watched cell to see "
+                      "the op that made it.")
         step = self._current_step()
         first = locate.first_nonfinite(detection, step=step, epoch=self.epoch, layer_names=self.layer_names,
                                        replayed=replayed, reproduced=reproduced, weight=weight)
