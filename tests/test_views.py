@@ -185,6 +185,25 @@ def test_html_is_self_contained_and_css_is_scoped():
     assert selectors and all(s.startswith(".nanwatch-report") for s in selectors)
 
 
+def test_css_outweighs_jupyterlab_output_styles():
+    # JupyterLab 4.6 styles outputs with e.g. `.jp-ThemedContainer .jp-RenderedHTMLCommon pre` (2 classes):
+    # measured in a browser, a single scoping class lost (no padding on fixes, right-aligned cells).
+    css = parse(render_html(nan_report(), figures=False)).styles[0]
+    assert ".nanwatch-report.nanwatch-report pre{" in css
+    assert ".nanwatch-report.nanwatch-report .nw-t td," in css
+
+
+def test_report_reprs_use_these_views():
+    from nanwatch.report import Report
+
+    report = Report(mode="exact", cell=3)
+    report.first_nonfinite = nan_report()["first_nonfinite"]
+    report.diagnosis = [dict(d) for d in DIAGNOSIS]
+    bundle = report.finish()._repr_mimebundle_()
+    assert bundle["text/plain"].startswith("nanwatch: NaN/Inf found at step 137 (epoch 1): Log in layer 'scorer'")
+    assert bundle["text/html"].startswith('<div class="nanwatch-report nw-report-nonfinite"><style>')
+
+
 def test_html_nan_report_with_figures_stays_small():
     report = nan_report(n_layers=200, nan_step=1999)  # long run, many layers: the worst case
     out = render_html(report)
@@ -208,7 +227,7 @@ def test_html_card_diagnosis_and_status():
 
 def test_html_layer_table_puts_unhealthy_first_and_caps_rows():
     out = render_html(nan_report(n_layers=200), figures=False)
-    table = out[out.index('<table class="nw-layers">'):]
+    table = out[out.index('<table class="nw-t nw-layers">'):]
     rows = re.findall(r"<tr><td>([^<]*)</td>", table)
     assert len(rows) == 20 and rows[0] == "block_0_norm"
     assert "+180 more layers (all healthy)" in table
@@ -302,6 +321,15 @@ def test_input_histogram_says_what_non_finite_values_it_leaves_out():
     report["first_nonfinite"]["inputs"][0].update(finite=False, nan=3, pos_inf=1)
     ax = figures.input_histogram_figure(report).axes[0]
     assert [t.get_text() for t in ax.texts] == ["not shown: 3 NaN, 1 +Inf"]
+
+
+def test_input_histogram_from_the_engines_histogram_format():
+    report = nan_report()
+    # nanwatch.engine.stats.histogram: numpy edges, a count of the non-finite values, no input name
+    report["first_nonfinite"]["histogram"] = {"bins": [0.0, 0.5, 1.0], "counts": [3, 4], "nonfinite": 2}
+    ax = figures.input_histogram_figure(report).axes[0]
+    assert len(ax.patches) == 2 and ax.get_title() == "Input of Log"
+    assert [t.get_text() for t in ax.texts] == ["not shown: 2 non-finite"]
 
 
 def test_figures_leave_pyplot_alone_and_render_with_agg():

@@ -16,6 +16,12 @@ from . import _format as f
 
 STATIC_LAYER_ROWS = 20
 
+# JupyterLab styles rendered HTML with selectors of two or three classes, e.g.
+# `.jp-ThemedContainer .jp-RenderedHTMLCommon pre` (no padding, no background) and
+# `:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td` (right-aligned). Measured in JupyterLab
+# 4.6: one scoping class loses to them. So `style_html` doubles the scoping class
+# (`.nanwatch-report.nanwatch-report`) and table cells get a class of their own (`.nw-t`): equal
+# specificity, and our <style>, later in the document than JupyterLab's, wins.
 CSS = """
 .nanwatch-report{font-family:var(--jp-ui-font-family,system-ui,-apple-system,sans-serif);font-size:13px;
  line-height:1.4;color:var(--jp-ui-font-color1,#1b1b1b);max-width:980px}
@@ -25,15 +31,16 @@ CSS = """
 .nanwatch-report .nw-nonfinite,.nanwatch-report .nw-error{background:#fdecea;border-color:#c62828;color:#8e0000}
 .nanwatch-report .nw-running{background:#e3f2fd;border-color:#1565c0;color:#0d3c78}
 .nanwatch-report .nw-meta{color:var(--jp-ui-font-color2,#666);font-size:12px;margin:2px 0 6px 2px}
-.nanwatch-report h4{margin:10px 0 4px;font-size:13px}
-.nanwatch-report table{border-collapse:collapse;font-size:12px}
-.nanwatch-report td,.nanwatch-report th{padding:2px 8px;text-align:left;vertical-align:top;
- border-bottom:1px solid var(--jp-border-color2,#e0e0e0)}
+.nanwatch-report h4{margin:10px 0 4px;font-size:13px;font-weight:600}
+.nanwatch-report .nw-t{border-collapse:collapse;font-size:12px;margin:0;table-layout:auto}
+.nanwatch-report .nw-t td,.nanwatch-report .nw-t th{padding:2px 8px;text-align:left;vertical-align:top;
+ line-height:1.4;border:none;border-bottom:1px solid var(--jp-border-color2,#e0e0e0)}
 .nanwatch-report .nw-kv th{color:var(--jp-ui-font-color2,#555);font-weight:500;white-space:nowrap}
-.nanwatch-report .nw-num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.nanwatch-report .nw-t .nw-num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .nanwatch-report code,.nanwatch-report pre{font-family:var(--jp-code-font-family,monospace);font-size:12px}
 .nanwatch-report pre{background:var(--jp-layout-color2,#f5f5f5);padding:6px 8px;border-radius:3px;
  overflow-x:auto;margin:4px 0;white-space:pre}
+.nanwatch-report pre code{background:transparent;padding:0;border:0}
 .nanwatch-report .nw-bad{background:#fdecea;color:#b71c1c;font-weight:600}
 .nanwatch-report .nw-newest{outline:2px solid #c62828;outline-offset:-2px}
 .nanwatch-report .nw-dim{color:var(--jp-ui-font-color2,#777)}
@@ -51,7 +58,8 @@ def _e(value) -> str:
 
 
 def style_html() -> str:
-    return "<style>" + " ".join(CSS.split()).replace("} ", "}") + "</style>"
+    css = " ".join(CSS.split()).replace("} ", "}").replace(".nanwatch-report", ".nanwatch-report.nanwatch-report")
+    return f"<style>{css}</style>"
 
 
 def render_html(report: dict, figures: bool = True, dpi: int = 80) -> str:
@@ -83,7 +91,7 @@ def banner_html(status: str, text: str, meta: str = "") -> str:
 def _kv_table(rows: list[tuple[str, str]]) -> str:
     """rows: (label, already-escaped HTML)."""
     body = "".join(f"<tr><th>{_e(label)}</th><td>{value}</td></tr>" for label, value in rows)
-    return f'<table class="nw-kv">{body}</table>'
+    return f'<table class="nw-t nw-kv">{body}</table>'
 
 
 def first_card_html(first: dict | None) -> str:
@@ -208,7 +216,7 @@ def layers_table_html(layers: list[dict], max_rows: int = STATIC_LAYER_ROWS, new
         f'<tr><td>{_e(r.get("layer"))}</td>' + "".join(_cell(r, k, newest) for k, _ in cols) + "</tr>"
         for r in rows[:max_rows])
     more = _more_layers_html(rows[max_rows:], len(cols) + 1)
-    table = f'<table class="nw-layers">{head}{body}{more}</table>'
+    table = f'<table class="nw-t nw-layers">{head}{body}{more}</table>'
     return f'<div class="nw-scroll">{table}</div>' if scroll else table
 
 
