@@ -260,6 +260,8 @@ def test_sparkline_breaks_at_non_finite_values_and_marks_them():
     assert svg.count("<polyline") == 2
     assert svg.count('<line x1="40.2"') == 1 and svg.count('<line x1="99.0"') == 1
     assert sparkline_svg([]) == ""
+    lone = sparkline_svg([(0, 1.0), (1, math.nan), (2, 0.5), (3, 0.4)])
+    assert lone.count("<circle") == 1 and lone.count("<polyline") == 1
 
 
 # --- fallback when there is no widget frontend ----------------------------------------------

@@ -77,6 +77,15 @@ def sparkline_svg(points: list[tuple[int, float]], width: int = SPARK_W, height:
     """An inline SVG line of (step, value) points; non-finite values are red ticks, gaps in the line."""
     if not points:
         return ""
+    x_of, y_of = _scales(points, width, height)
+    shapes = [_run_svg([(x_of(s), y_of(v)) for s, v in run]) for run in _finite_runs(points)]
+    shapes += [f'<line x1="{x_of(s):.1f}" x2="{x_of(s):.1f}" y1="0" y2="{height}" stroke="#c62828" stroke-width="1.5"/>'
+               for s, v in points if not math.isfinite(v)]
+    return f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}">{"".join(shapes)}</svg>'
+
+
+def _scales(points: list[tuple[int, float]], width: int, height: int):
+    """Functions step -> x and value -> y (log10 when positive values span more than 1e3)."""
     lo_x, hi_x = points[0][0], points[-1][0]
     finite = [v for _, v in points if math.isfinite(v)]
     log = bool(finite) and min(finite) > 0 and max(finite) / min(finite) > 1e3
@@ -90,20 +99,25 @@ def sparkline_svg(points: list[tuple[int, float]], width: int = SPARK_W, height:
         v = math.log10(v) if log else v
         return height - 2 - (height - 4) * ((v - lo_y) / (hi_y - lo_y) if hi_y > lo_y else 0.5)
 
-    shapes, segment = [], []
-    for step, v in points + [(hi_x, math.nan)]:  # the sentinel closes the last segment
+    return x_of, y_of
+
+
+def _finite_runs(points: list[tuple[int, float]]) -> list[list[tuple[int, float]]]:
+    """The stretches of consecutive finite points (a non-finite value breaks the line)."""
+    runs: list[list[tuple[int, float]]] = [[]]
+    for step, v in points:
         if math.isfinite(v):
-            segment.append(f"{x_of(step):.1f},{y_of(v):.1f}")
-            continue
-        if len(segment) > 1:
-            shapes.append(f'<polyline points="{" ".join(segment)}" fill="none" stroke="#1f77b4" stroke-width="1.3"/>')
-        elif segment:
-            x, y = segment[0].split(",")
-            shapes.append(f'<circle cx="{x}" cy="{y}" r="1.5" fill="#1f77b4"/>')
-        segment = []
-    shapes += [f'<line x1="{x_of(s):.1f}" x2="{x_of(s):.1f}" y1="0" y2="{height}" stroke="#c62828" stroke-width="1.5"/>'
-               for s, v in points if not math.isfinite(v)]
-    return f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}">{"".join(shapes)}</svg>'
+            runs[-1].append((step, v))
+        elif runs[-1]:
+            runs.append([])
+    return [run for run in runs if run]
+
+
+def _run_svg(xy: list[tuple[float, float]]) -> str:
+    if len(xy) == 1:
+        return f'<circle cx="{xy[0][0]:.1f}" cy="{xy[0][1]:.1f}" r="1.5" fill="#1f77b4"/>'
+    coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
+    return f'<polyline points="{coords}" fill="none" stroke="#1f77b4" stroke-width="1.3"/>'
 
 
 class LivePanel:
@@ -146,7 +160,8 @@ class LivePanel:
     def layers(self, records: list) -> None:
         for rec in records or []:
             self._layers[str(rec.get("layer"))] = rec
-        self._layers_step = _records_step(records) if _records_step(records) is not None else self._current_step()
+        step = _records_step(records)
+        self._layers_step = step if step is not None else self._current_step()
         self._track_unhealthy()
         self._changed("table")
 
