@@ -50,8 +50,9 @@ def phase_of(det: Detection) -> str:
 def first_nonfinite(det: Detection, *, step, epoch, layer_names=(), replayed=None, reproduced=None,
                     weight=None) -> dict:
     layer = det.where.layer
-    if det.op_name and (layer is None or det.where.phase == "backward"):
-        layer = layer_from_scope(det.op_name, set(layer_names)) or layer
+    scope = det.op_name or det.where.scope
+    if scope and (layer is None or det.where.phase == "backward"):
+        layer = layer_from_scope(scope, set(layer_names)) or layer
     if det.context == "data" and det.consumer:
         layer = det.consumer.get("layer") or layer
     counts = det.counts or {"nan": None, "pos_inf": None, "neg_inf": None, "size": None}

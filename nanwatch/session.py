@@ -52,7 +52,7 @@ class WatchSession:
     def __init__(self, options: Options, cells: CellMap | None = None, cell: int | None = None, sinks=()):
         self.options = options
         self.cells = cells or CellMap()
-        self.report = Report(mode=options.mode if options.mode != "auto" else "exact", cell=cell)
+        self.report = Report(mode="exact", cell=cell)   # "fast" once Keras steps ran under the sentinel
         self.sinks = list(sinks)
         self.detection: Detection | None = None
         self.probe: Probe | None = None
@@ -70,6 +70,7 @@ class WatchSession:
         self._layer_history: dict = {}
         self._saved_tape_gradient = None
         self._entered = False
+        self._modes: set = set()
 
     # --- lifecycle ---------------------------------------------------------------------------
     def __enter__(self):
@@ -252,13 +253,16 @@ class WatchSession:
                             where=_where_of_call(self), dtype=str(arr.dtype), counts=stats.counts(arr),
                             histogram=stats.histogram(arr), output=arr,
                             data=dict(cells, source=name, batch=self.batch_index - 1, array_rows=array_rows))
-            self.report.bad_batch = data
+            self.report.bad_batch = _numpy_structure(data)
             self.on_detection(det)
             return
 
     def on_graph_failure(self, model, kind, data, detection: Detection, step):
         """A check failed inside a Keras step function: replay it for the numbers, then report."""
-        self.report.bad_batch = data
+        self.report.bad_batch = _numpy_structure(data)
+        if kind == "train":
+            with self.probe_paused():
+                self.report._pre_nan_weights = model.get_weights()
         replayed = None
         if self.options.replay:
             from .engine.replay import replay_step
@@ -318,7 +322,41 @@ class WatchSession:
             return max(0, self.train_step - 1 if call == "fit" else self.batch_index - 1)
         return self.tape_steps
 
-    def end_step(self, model, kind, step, outputs, grad_norms):
+    def used_mode(self, flavour: str):
+        """The report's mode is "fast" only if every Keras step function of the cell was fast."""
+        self._modes.add(flavour)
+        self.report.mode = "fast" if self._modes == {"fast"} else "exact"
+
+    def on_sentinel_trip(self, model, kind, data, step, reason: str, update_skipped: bool) -> bool:
+        """Fast mode saw a non-finite step: replay it exactly. Returns whether the update was skipped
+        (then the caller applies the step unchecked, as the user's own run would have)."""
+        self.report.bad_batch = _numpy_structure(data)
+        if kind == "train" and update_skipped:
+            with self.probe_paused():
+                self.report._pre_nan_weights = model.get_weights()
+        replayed = None
+        if self.options.replay:
+            from .engine.replay import replay_step
+            try:
+                replayed = replay_step(model, kind, data, self.probe)
+            except Exception as exc:
+                self.note(f"the exact replay of step {step} raised {type(exc).__name__}: {exc}"[:300])
+        if replayed is not None:
+            self._record_detection(replayed, replayed=True, reproduced=True)
+        else:
+            self.note(f"fast mode saw {reason} at step {step}, but the exact replay of that step did not reproduce "
+                      "it (random ops such as dropout draw anew): rerun the cell with --mode exact to pinpoint the op.")
+            where = _where_of_call(self)
+            where.phase = "backward" if reason == "non-finite gradients" else (
+                "forward" if kind == "predict" else "loss")
+            self._record_detection(Detection(context="sentinel", op_type=None, op_name=None, slot=0, where=where,
+                                             kind=reason), replayed=self.options.replay, reproduced=False)
+        if self.options.stop:
+            raise NonFiniteFound(self.detection)
+        self.probe.active = False
+        return update_skipped
+
+    def end_step(self, model, kind, step, outputs, grad_sq):
         record = {"step": step, "epoch": self.epoch if kind == "train" else None,
                   "phase": {"train": "train", "test": "evaluate", "predict": "predict"}[kind],
                   "loss": None, "metrics": {}, "grad_norm": None}
@@ -331,9 +369,10 @@ class WatchSession:
                     record["loss"] = val
                 else:
                     record["metrics"][name] = val
-        if grad_norms is not None:
-            norms = stats.to_numpy(grad_norms)
-            record["grad_norm"] = float(np.sqrt(np.sum(np.square(norms.astype(np.float64))))) if norms is not None else None
+        if grad_sq is not None:
+            sq = stats.to_numpy(grad_sq)
+            norms = np.sqrt(2.0 * sq.astype(np.float64)) if sq is not None else None
+            record["grad_norm"] = float(np.sqrt(np.sum(np.square(norms)))) if norms is not None else None
             if kind == "train" and step % self.options.stats_every == 0:
                 self._layer_stats(model, step, norms)
         elif kind == "train" and step % self.options.stats_every == 0:
@@ -522,6 +561,15 @@ def _profile_inputs(session, model, call, x, y):
                 pass
         if call == "predict" and role == "features" and id(model) in _train_ranges:
             session.evidence["train_ranges"] = _train_ranges[id(model)]
+
+
+def _numpy_structure(data):
+    """A batch (nested tensors) as numpy arrays, for `report.bad_batch`."""
+    try:
+        import tensorflow as tf
+        return tf.nest.map_structure(lambda t: stats.to_numpy(t) if hasattr(t, "numpy") else t, data)
+    except Exception:
+        return data
 
 
 def _component(value, name: str):

@@ -38,6 +38,7 @@ class Where:
     layer_path: str | None   # e.g. "sequential/dense" (outer layers first)
     phase: str
     source: dict | None      # {cell, cell_id, line, code, file, function}
+    scope: str | None = None  # eager gradient ops: the name scope of the forward op
 
 
 class CellMap:
@@ -81,6 +82,7 @@ def resolve(frame, cells: CellMap, tape_active: bool = False) -> Where:
     source = None
     fallback_source = None
     autograph_map = None
+    scope = None
     while frame is not None:
         code = frame.f_code
         filename = code.co_filename
@@ -98,6 +100,8 @@ def resolve(frame, cells: CellMap, tape_active: bool = False) -> Where:
                     break
             else:
                 phase = _FUNC_PHASES.get(code.co_name) if "keras" in filename else None
+        if scope is None and code.co_name == "_gradient_function" and "backprop" in filename:
+            scope = frame.f_locals.get("forward_pass_name_scope")
         if layer_cls is not None and code.co_name in ("call", "__call__"):
             owner = frame.f_locals.get("self")
             if isinstance(owner, layer_cls) and (not layers or layers[-1] is not owner):
@@ -114,7 +118,7 @@ def resolve(frame, cells: CellMap, tape_active: bool = False) -> Where:
     leaf = layers[0] if layers else None
     path = "/".join(getattr(layer, "name", "?") for layer in reversed(layers)) if layers else None
     return Where(layer=getattr(leaf, "name", None), layer_path=path, phase=phase,
-                 source=source or fallback_source)
+                 source=source or fallback_source, scope=scope or None)
 
 
 def _autograph_source_map() -> dict:

@@ -20,7 +20,8 @@ import numpy as np
 from . import stats
 from .probe import NonFiniteFound
 
-_GRAD_KEY = "__nanwatch_grad_norms__"
+_GRAD_KEY = "__nanwatch_grad_sq__"   # per-variable sum(g**2)/2, beside the logs
+_OK_KEY = "__nanwatch_finite__"       # fast mode: were all gradients finite
 
 
 def _trainer_class():
@@ -152,39 +153,66 @@ class KerasHooks:
         return wrapped
 
     # --- the step functions ------------------------------------------------------------------
-    def _build(self, model, kind, instrumented=True):
+    def mode_for(self, model) -> str:
+        """exact or fast for this model's steps (fast cannot serve some set-ups: say why)."""
+        wanted = self.session.options.mode
+        if wanted == "exact":
+            return "exact"
+        reason = None
+        if getattr(model, "run_eagerly", False):
+            reason = "the model runs eagerly (run_eagerly=True)"
+        elif getattr(getattr(model, "distribute_strategy", None), "num_replicas_in_sync", 1) > 1:
+            reason = "a distribution strategy with several replicas"
+        if reason:
+            self.session.note(f"fast mode cannot serve model '{model.name}' ({reason}): it ran in exact mode.")
+            return "exact"
+        return "fast"
+
+    def _build(self, model, kind, flavour=None):
+        """A step function: "exact" (every op checked), "fast" (sentinel only) or "plain" (no checks)."""
         import tensorflow as tf
         from keras.src.backend.tensorflow.trainer import reduce_per_replica
 
+        flavour = flavour or self.mode_for(model)
         step_fn = {"train": model.train_step, "test": model.test_step, "predict": model.predict_step}[kind]
         strategy = model.distribute_strategy
         hooks = self
+        sentinel = flavour == "fast"
 
         @tf.autograph.experimental.do_not_convert
         def one_step_on_data(data):
-            with hooks._capturing_gradients(model) as captured:
+            with hooks._capturing_gradients(model, skip_nonfinite=sentinel) as captured:
                 outputs = strategy.run(step_fn, args=(data,))
             outputs = reduce_per_replica(outputs, strategy, reduction="concat" if kind == "predict" else "auto")
-            if kind == "train" and captured:
-                with hooks.session.probe_paused():
-                    norms = tf.stack([tf.norm(tf.cast(_dense(g), tf.float32)) for g, _ in captured])
+            if kind == "train" and captured.get("sq") is not None:
                 outputs = dict(outputs) if isinstance(outputs, dict) else {"outputs": outputs}
-                outputs[_GRAD_KEY] = norms
+                outputs[_GRAD_KEY] = captured["sq"]
+                if sentinel:
+                    outputs[_OK_KEY] = captured["ok"]
             return outputs
 
-        traced = one_step_on_data
-        if not getattr(model, "run_eagerly", False):
-            traced = tf.function(one_step_on_data, reduce_retracing=True, jit_compile=False)
-        if hasattr(model, "_autoconvert_optionals"):
-            traced = model._autoconvert_optionals(traced)
-        if not instrumented:
+        def trace():
+            traced = one_step_on_data
+            if not getattr(model, "run_eagerly", False):
+                traced = tf.function(one_step_on_data, reduce_retracing=True, jit_compile=False)
+            if hasattr(model, "_autoconvert_optionals"):
+                traced = model._autoconvert_optionals(traced)
             return traced
+
+        if flavour != "exact":
+            # Traced with the probe paused: no per-op checks inside.
+            traced = _PausedTrace(trace(), self.session)
+        else:
+            traced = trace()
+        if flavour == "plain":
+            return traced
+        self.session.used_mode(flavour)
 
         if kind == "predict":
             def predict_function(batches):
                 outputs = None
                 for data in batches:
-                    out = hooks._run_step(model, kind, traced, data)
+                    out = hooks._run_step(model, kind, traced, data, flavour)
                     outputs = out if outputs is None else tf.nest.map_structure(
                         lambda a, b: tf.concat([a, b], axis=0), outputs, out)
                 return outputs
@@ -197,16 +225,21 @@ class KerasHooks:
                     data = _next_batch(iterator)
                 if data is None:
                     break
-                outputs = hooks._run_step(model, kind, traced, data)
+                outputs = hooks._run_step(model, kind, traced, data, flavour)
             if outputs is None:
                 raise StopIteration
             return outputs
         return function
 
     @contextlib.contextmanager
-    def _capturing_gradients(self, model):
-        """While `train_step` is traced, note the (gradient, variable) pairs it applies."""
-        captured: list = []
+    def _capturing_gradients(self, model, skip_nonfinite=False):
+        """While `train_step` is traced, take the gradients it applies: their squared norms
+        (one fused `l2_loss` each), and with `skip_nonfinite` the fast-mode sentinel: the
+        update runs under `tf.cond(all finite)`, so a non-finite step leaves weights and
+        optimizer state as they were. A LossScaleOptimizer skips such steps itself."""
+        import tensorflow as tf
+
+        captured: dict = {"pairs": [], "sq": None, "ok": None}
         optimizer = getattr(model, "optimizer", None)
         if optimizer is None:
             yield captured
@@ -214,12 +247,28 @@ class KerasHooks:
         cls = type(optimizer)
         own = cls.__dict__.get("apply_gradients")
         original = cls.apply_gradients
+        session = self.session
+        loss_scaled = hasattr(optimizer, "inner_optimizer")
 
         def apply_gradients(opt, grads_and_vars, *args, **kwargs):
             pairs = list(grads_and_vars)
-            if opt is optimizer:
-                captured.extend((g, v) for g, v in pairs if g is not None)
-            return original(opt, pairs, *args, **kwargs)
+            if opt is not optimizer:
+                return original(opt, pairs, *args, **kwargs)
+            grads = [(g, v) for g, v in pairs if g is not None]
+            captured["pairs"].extend(grads)
+            with session.probe_paused():
+                sq = tf.stack([tf.nn.l2_loss(tf.cast(_dense(g), tf.float32)) for g, _ in grads])
+                ok = tf.reduce_all(tf.math.is_finite(sq))
+            captured["sq"], captured["ok"] = sq, ok
+            if not skip_nonfinite or loss_scaled:
+                return original(opt, pairs, *args, **kwargs)
+
+            def update():
+                original(opt, pairs, *args, **kwargs)
+                return tf.constant(True)
+
+            with session.probe_paused():
+                return tf.cond(ok, update, lambda: tf.constant(False))
 
         cls.apply_gradients = apply_gradients
         try:
@@ -229,10 +278,10 @@ class KerasHooks:
                 del cls.apply_gradients
             else:
                 cls.apply_gradients = own
-            self.session.grad_variables[id(model)] = [v for _, v in captured]
+            self.session.grad_variables[id(model)] = [v for _, v in captured["pairs"]]
 
-    def _run_step(self, model, kind, traced, data):
-        """One step: check the batch, run it, catch our check failures, record stats."""
+    def _run_step(self, model, kind, traced, data, flavour):
+        """One step: check the batch, run it, catch what went non-finite, record stats."""
         import tensorflow as tf
 
         session = self.session
@@ -240,6 +289,7 @@ class KerasHooks:
         fn = traced
         if session.detection is not None and not session.options.stop:
             fn = self._plain_function(model, kind)
+            flavour = "plain"
         else:
             session.check_batch(model, kind, data, step)
         try:
@@ -250,20 +300,57 @@ class KerasHooks:
                 raise
             session.on_graph_failure(model, kind, data, detection, step)  # raises NonFiniteFound when stopping
             outputs = self._plain_function(model, kind)(data)
-        grad_norms = None
-        if isinstance(outputs, dict) and _GRAD_KEY in outputs:
+            flavour = "plain"
+        grad_sq, ok = None, None
+        if isinstance(outputs, dict) and (_GRAD_KEY in outputs or _OK_KEY in outputs):
             outputs = dict(outputs)
-            grad_norms = outputs.pop(_GRAD_KEY)
-        session.end_step(model, kind, step, outputs, grad_norms)
+            grad_sq = outputs.pop(_GRAD_KEY, None)
+            ok = outputs.pop(_OK_KEY, None)
+        if flavour == "fast":
+            reason = _sentinel_trip(kind, outputs, ok, loss_scaled=hasattr(getattr(model, "optimizer", None),
+                                                                          "inner_optimizer"))
+            if reason:
+                # raises NonFiniteFound when stopping; returns whether the update was skipped
+                skipped = session.on_sentinel_trip(model, kind, data, step, reason, update_skipped=ok is not None)
+                if skipped:
+                    outputs = self._plain_function(model, kind)(data)
+                    grad_sq = None
+                    if isinstance(outputs, dict):
+                        outputs = {k: v for k, v in outputs.items() if k not in (_GRAD_KEY, _OK_KEY)}
+        session.end_step(model, kind, step, outputs, grad_sq)
         return outputs
 
     def _plain_function(self, model, kind):
-        """The step without checks, for `--no-stop` after the first non-finite value."""
+        """The step without checks: for `--no-stop` after the first non-finite value, and to
+        apply a step the sentinel skipped when the replay found nothing."""
         key = (id(model), kind)
         if key not in self._plain:
-            with self.session.probe_paused():
-                self._plain[key] = self._build(model, kind, instrumented=False)
+            self._plain[key] = self._build(model, kind, flavour="plain")
         return self._plain[key]
+
+
+class _PausedTrace:
+    """Calls a step function with the probe paused, so tracing adds no per-op checks."""
+
+    def __init__(self, fn, session):
+        self.fn, self.session = fn, session
+
+    def __call__(self, data):
+        with self.session.probe_paused():
+            return self.fn(data)
+
+
+def _sentinel_trip(kind, outputs, ok, loss_scaled) -> str | None:
+    """Why the fast-mode sentinel trips on this step's results (None: healthy)."""
+    if ok is not None and not loss_scaled and not bool(stats.to_numpy(ok)):
+        return "non-finite gradients"
+    values = outputs.values() if isinstance(outputs, dict) else [outputs]
+    import tensorflow as tf
+    for value in tf.nest.flatten(list(values)):
+        arr = stats.to_numpy(value)
+        if arr is not None and not stats.all_finite(arr):
+            return "non-finite outputs" if kind == "predict" else "a non-finite loss or metric"
+    return None
 
 
 def _dense(grad):

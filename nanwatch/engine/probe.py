@@ -107,6 +107,9 @@ class Probe:
         self._installed = False
         self.graph_ops_instrumented = 0
         self.eager_ops_checked = 0
+        # During a replay: id(eager output) -> Keras layer, so a gradient op can be given the layer of
+        # the forward op it differentiates (eager ops carry no name scope).
+        self._layer_of_output = None
 
     # --- lifecycle ------------------------------------------------------------------
     def install(self):
@@ -149,10 +152,12 @@ class Probe:
             raise exc_type("nanwatch replay found the first non-finite op")
 
         self.on_detect, self.active, self.stop = raise_it, True, True
+        self._layer_of_output = {}
         try:
             yield box
         finally:
             self.on_detect, self.active, self.stop = saved
+            self._layer_of_output = None
 
     # --- the callback -----------------------------------------------------------------
     def callback(self, op_type, inputs, attrs, outputs, op_name=None, graph=None):
@@ -198,6 +203,8 @@ class Probe:
         if op_type in _SKIP_EAGER_OPS or not outputs:
             return
         self.eager_ops_checked += 1
+        if self._layer_of_output is not None:
+            self._note_layer(outputs)
         for slot, out in enumerate(outputs):
             dtype = getattr(out, "dtype", None)
             if dtype is None or not dtype.is_floating or (op_type, slot) in _IGNORED_OUTPUTS:
@@ -210,6 +217,25 @@ class Probe:
             else:
                 self._eager_detection(op_type, inputs, slot, out, arr)
             return
+
+    def _note_layer(self, outputs):
+        from tensorflow.python.eager import record
+        where = resolve(sys._getframe(3), self.cells, record.could_possibly_record())
+        if where.layer is not None and where.phase == "forward":
+            for out in outputs:
+                self._layer_of_output[id(out)] = where.layer
+
+    def _forward_layer(self, frame):
+        """The layer of the forward op whose gradient is being computed (eager backprop)."""
+        while frame is not None:
+            if frame.f_code.co_name == "_gradient_function" and "backprop" in frame.f_code.co_filename:
+                for tensor in list(frame.f_locals.get("outputs") or []) + list(frame.f_locals.get("inputs") or []):
+                    layer = self._layer_of_output.get(id(tensor)) if self._layer_of_output else None
+                    if layer is not None:
+                        return layer
+                return None
+            frame = frame.f_back
+        return None
 
     def _data_detection(self, op_type, slot, out, arr):
         from tensorflow.python.eager import record
@@ -226,6 +252,8 @@ class Probe:
     def _eager_detection(self, op_type, inputs, slot, out, arr):
         from tensorflow.python.eager import record
         where = resolve(sys._getframe(3), self.cells, record.could_possibly_record())
+        if where.phase == "backward" and where.layer is None and self._layer_of_output:
+            where.layer = self._forward_layer(sys._getframe(3))
         input_arrays = [stats.to_numpy(t) if getattr(getattr(t, "dtype", None), "is_floating", False) else None
                         for t in inputs]
         healths = [stats.health(a, name=f"input:{i}") for i, a in enumerate(input_arrays)]

@@ -68,7 +68,10 @@ def histogram(arr, bins: int = 20) -> dict | None:
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return {"bins": [], "counts": [], "nonfinite": int(values.size)}
-    hist, edges = np.histogram(finite, bins=bins)
+    try:
+        hist, edges = np.histogram(finite, bins=bins)
+    except ValueError:  # a range too wide for equal float bins (values near 1e38)
+        hist, edges = np.histogram(finite, bins=np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1))))
     return {"bins": [float(e) for e in edges], "counts": [int(c) for c in hist],
             "nonfinite": int(values.size - finite.size)}
 
