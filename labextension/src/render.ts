@@ -75,7 +75,7 @@ export const STATUS_LABELS: { [s in RunStatus]: string } = {
 // ------------------------------------------------------------------------------------
 // formatting
 
-export function fmtNum(x: Num | undefined): string {
+export function fmtNum(x: Num | undefined, digits = 4): string {
   if (x === null || x === undefined) {
     return '–';
   }
@@ -93,9 +93,9 @@ export function fmtNum(x: Num | undefined): string {
   }
   const a = Math.abs(x);
   if (a !== 0 && (a >= 1e5 || a < 1e-3)) {
-    return x.toExponential(2);
+    return x.toExponential(digits > 3 ? 2 : 1);
   }
-  return String(Number(x.toPrecision(4)));
+  return String(Number(x.toPrecision(digits)));
 }
 
 export function fmtDuration(seconds: Num): string {
@@ -289,15 +289,12 @@ function renderRunList(
     const btn = el(doc, 'button', 'nanwatch-run-button');
     btn.type = 'button';
     btn.title = 'Show this run';
-    btn.append(
-      statusBadge(doc, status),
-      el(doc, 'span', 'nanwatch-run-cell', cellLabel(entry.cell)),
+    const meta = el(doc, 'span', 'nanwatch-run-meta');
+    meta.append(
       el(doc, 'span', 'nanwatch-run-duration', runDuration(entry, opts.now)),
       el(doc, 'span', 'nanwatch-run-steps', `${runStepCount(entry)} steps`)
     );
-    if (entry.mode) {
-      btn.appendChild(el(doc, 'span', 'nanwatch-run-mode', entry.mode));
-    }
+    btn.append(statusBadge(doc, status), el(doc, 'span', 'nanwatch-run-cell', cellLabel(entry.cell)), meta);
     btn.addEventListener('click', () => handlers.onSelectRun(entry.id));
     li.appendChild(btn);
     ul.appendChild(li);
@@ -325,7 +322,9 @@ function renderFirst(doc: Document, first: IFirstNonfinite, handlers: IRenderHan
     first.op_name !== null
       ? `${first.op_name}${first.output_slot !== null ? `:${first.output_slot}` : ''}`
       : '–';
-  field(doc, dl, 'Op', opName, 'nanwatch-op-name');
+  if (first.op_name !== null) {
+    field(doc, dl, 'Op', opName, 'nanwatch-op-name');
+  }
   field(doc, dl, 'Layer', first.layer ?? '–', 'nanwatch-first-layer');
   field(doc, dl, 'Phase', first.phase ?? '–', 'nanwatch-first-phase');
   const when =
@@ -372,11 +371,12 @@ function renderFirst(doc: Document, first: IFirstNonfinite, handlers: IRenderHan
 
   if (first.inputs.length) {
     card.appendChild(el(doc, 'h4', 'nanwatch-h4', 'Inputs of the op'));
+    const hasOp = first.inputs.some(i => i.op_type !== null);
     card.appendChild(
       table(
         doc,
         'nanwatch-table nanwatch-inputs',
-        ['input', 'op', 'health', 'min', 'max', 'zeros'],
+        ['input', ...(hasOp ? ['op'] : []), 'health', 'range', 'zeros'],
         first.inputs.map(inp => {
           const bad = (inp.nan ?? 0) + (inp.pos_inf ?? 0) + (inp.neg_inf ?? 0);
           const health =
@@ -388,7 +388,8 @@ function renderFirst(doc: Document, first: IFirstNonfinite, handlers: IRenderHan
                   : 'non-finite'
                 : '–';
           const h = el(doc, 'span', inp.finite === false ? 'nanwatch-bad' : inp.finite ? 'nanwatch-good' : '', health);
-          return [inp.name ?? '–', inp.op_type ?? '–', h, fmtNum(inp.min), fmtNum(inp.max), fmtNum(inp.zeros)];
+          const range = inp.min === null && inp.max === null ? '–' : `${fmtNum(inp.min, 3)} … ${fmtNum(inp.max, 3)}`;
+          return [inp.name ?? '–', ...(hasOp ? [inp.op_type ?? '–'] : []), h, range, fmtNum(inp.zeros)];
         })
       )
     );
@@ -430,6 +431,14 @@ function copyButton(doc: Document, text: string, handlers: IRenderHandlers): HTM
   return btn;
 }
 
+function renderFix(doc: Document, text: string, handlers: IRenderHandlers): HTMLElement {
+  const fix = el(doc, 'div', 'nanwatch-fix');
+  const bar = el(doc, 'div', 'nanwatch-fix-bar');
+  bar.append(el(doc, 'span', 'nanwatch-fix-label', 'Fix'), copyButton(doc, text, handlers));
+  fix.append(bar, el(doc, 'pre', 'nanwatch-fix-code', text));
+  return fix;
+}
+
 function renderDiagnosis(doc: Document, diagnosis: IDiagnosis[], handlers: IRenderHandlers): HTMLElement {
   const section = el(doc, 'section', 'nanwatch-section nanwatch-diagnosis');
   section.appendChild(el(doc, 'h3', 'nanwatch-h', 'Diagnosis'));
@@ -448,10 +457,7 @@ function renderDiagnosis(doc: Document, diagnosis: IDiagnosis[], handlers: IRend
       li.appendChild(el(doc, 'p', 'nanwatch-evidence', d.evidence));
     }
     if (d.fix) {
-      const fix = el(doc, 'div', 'nanwatch-fix');
-      fix.appendChild(el(doc, 'pre', 'nanwatch-fix-code', d.fix));
-      fix.appendChild(copyButton(doc, d.fix, handlers));
-      li.appendChild(fix);
+      li.appendChild(renderFix(doc, d.fix, handlers));
     }
     ol.appendChild(li);
   }
@@ -473,9 +479,7 @@ function renderWarnings(doc: Document, warnings: IWarning[], handlers: IRenderHa
       li.appendChild(el(doc, 'p', 'nanwatch-evidence', w.evidence));
     }
     if (w.fix) {
-      const fix = el(doc, 'div', 'nanwatch-fix');
-      fix.append(el(doc, 'pre', 'nanwatch-fix-code', w.fix), copyButton(doc, w.fix, handlers));
-      li.appendChild(fix);
+      li.appendChild(renderFix(doc, w.fix, handlers));
     }
     ul.appendChild(li);
   }
@@ -493,7 +497,6 @@ function renderLoss(doc: Document, steps: IStepRecord[], running: boolean): HTML
   const last = train[train.length - 1];
   row.append(
     el(doc, 'span', 'nanwatch-loss-label', running ? 'Loss (live)' : 'Loss'),
-    sparkline(doc, train.map(s => s.loss), 'loss per step', 140, 26),
     el(
       doc,
       'span',
@@ -501,29 +504,33 @@ function renderLoss(doc: Document, steps: IStepRecord[], running: boolean): HTML
       `${fmtNum(last.loss)} at step ${last.step ?? '?'}`
     )
   );
-  section.appendChild(row);
+  const spark = sparkline(doc, train.map(s => s.loss), 'loss per step', 240, 28);
+  spark.setAttribute('preserveAspectRatio', 'none');
+  spark.setAttribute('width', '100%');
+  spark.classList.add('nanwatch-loss-spark');
+  section.append(row, spark);
   return section;
 }
 
 function renderLayers(doc: Document, layers: ILayerRecord[], culprit: string | null): HTMLElement {
   const section = el(doc, 'section', 'nanwatch-section nanwatch-layers');
   section.appendChild(el(doc, 'h3', 'nanwatch-h', 'Layer health'));
+  const hasAct = layers.some(l => l.activation_norm !== null);
   const rows = layers.map(l => {
     const history = l.history;
     const series: Num[] = history.length ? history.map(h => (h.grad_norm !== null ? h.grad_norm : h.weight_norm)) : [];
     const bad = (l.nan ?? 0) + (l.inf ?? 0);
     const name = el(doc, 'span', bad > 0 || l.layer === culprit ? 'nanwatch-layer-name nanwatch-bad' : 'nanwatch-layer-name', l.layer);
     const nonfinite = el(doc, 'span', bad > 0 ? 'nanwatch-bad' : '', bad > 0 ? `${fmtNum(l.nan)} / ${fmtNum(l.inf)}` : '0');
-    return [
-      name,
-      fmtNum(l.weight_norm),
-      fmtNum(l.grad_norm),
-      fmtNum(l.activation_norm),
-      nonfinite,
-      series.length ? sparkline(doc, series, `${l.layer}: gradient norm per recorded step`) : '–'
-    ] as (string | Node)[];
+    const row: (string | Node)[] = [name, fmtNum(l.weight_norm, 3), fmtNum(l.grad_norm, 3)];
+    if (hasAct) {
+      row.push(fmtNum(l.activation_norm, 3));
+    }
+    row.push(nonfinite, series.length ? sparkline(doc, series, `${l.layer}: gradient norm per recorded step`, 60, 16) : '–');
+    return row;
   });
-  const t = table(doc, 'nanwatch-table nanwatch-layer-table', ['layer', '‖w‖', '‖grad‖', '‖act‖', 'NaN/Inf', 'trend'], rows);
+  const headers = ['layer', '‖w‖', '‖grad‖', ...(hasAct ? ['‖act‖'] : []), 'NaN/Inf', 'trend'];
+  const t = table(doc, 'nanwatch-table nanwatch-layer-table', headers, rows);
   layers.forEach((l, i) => {
     const tr = t.tBodies[0].rows[i];
     tr.dataset.layer = l.layer;
@@ -540,13 +547,17 @@ function renderRun(doc: Document, entry: IRunEntry, handlers: IRenderHandlers, o
   const status = runStatus(entry);
   box.dataset.runId = entry.id;
   box.dataset.status = status;
-  const head = el(doc, 'div', 'nanwatch-detail-head');
-  head.append(
-    statusBadge(doc, status),
-    el(doc, 'span', 'nanwatch-detail-cell', cellLabel(entry.cell)),
-    el(doc, 'span', 'nanwatch-detail-meta', `${runStepCount(entry)} steps · ${runDuration(entry, opts.now)}`)
-  );
-  box.appendChild(head);
+  const facts = [cellLabel(entry.cell)];
+  if (entry.mode) {
+    facts.push(`${entry.mode} mode`);
+  }
+  if (entry.report && entry.report.run.epochs) {
+    facts.push(`${entry.report.run.epochs} epoch${entry.report.run.epochs === 1 ? '' : 's'}`);
+  }
+  if (entry.report && entry.report.run.stopped) {
+    facts.push('stopped at the first NaN/Inf');
+  }
+  box.appendChild(el(doc, 'div', 'nanwatch-detail-meta', facts.join(' · ')));
 
   const report = entry.report;
   if (report && report.run.error) {

@@ -60,7 +60,7 @@ describe('renderState', () => {
     expect((runs[0] as HTMLElement).dataset.status).toBe('nonfinite'); // newest first
     expect(runs[0].textContent).toContain('NaN');
     expect(runs[0].textContent).toContain('Cell [4]');
-    expect(runs[0].textContent).toContain('2.3 s');
+    expect(runs[0].textContent).toContain("2.3 s");
     expect(runs[0].textContent).toContain('13 steps');
     expect(text(node, '.nanwatch-first-op')).toBe('Log');
     expect(text(node, '.nanwatch-first-layer')).toBe('scorer');
