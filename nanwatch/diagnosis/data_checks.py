@@ -86,7 +86,11 @@ def _fmt(v) -> str:
         return "inf" if v > 0 else "-inf"
     if v == int(v) and abs(v) < 1e6:
         return str(int(v))
-    return f"{v:.4g}"
+    txt = f"{v:.4g}"
+    if "e" in txt:  # 1e+10 -> 1e10, 2.582e+09 -> 2.58e9, 1e-07 -> 1e-7
+        mant, exp = f"{v:.3g}".split("e")
+        txt = f"{mant}e{int(exp)}"
+    return txt
 
 
 def _to_array(data):
@@ -535,14 +539,14 @@ def profile_warnings(profile: dict) -> list:
                          f"{_fmt(o['z'])} robust SDs from its median {_fmt(c['median'])}"
                          + (f" ({c['n_outliers']} values this far out)" if c.get("n_outliers", 0) > 1 else ""))
         col0 = strong[0]
-        lo_hi = f"{_fmt(col0['median'] - 5 * (col0.get('mad') or 0) * 1.4826)}, {_fmt(col0['median'] + 5 * (col0.get('mad') or 0) * 1.4826)}"
         out.append({
             "cause": "outlier_target" if target else "outlier_input", "level": "warning",
             "evidence": "; ".join(parts) + ".",
             "fix": (f"Remove or clip the extreme rows before training: "
                     f"`z = np.abs({name} - np.median({name}, 0)) / (1.4826 * np.median(np.abs({name} - np.median({name}, 0)), 0) + 1e-12)`; "
                     f"`keep = (z < 1000).reshape(len({name}), -1).all(1)`; `X, y = X[keep], y[keep]` "
-                    f"(or clip: `np.clip({name}[:, {col0['index']}], {lo_hi})`), then scale with "
+                    f"(or clip: `{name}[:, {col0['index']}] = np.clip({name}[:, {col0['index']}], "
+                    f"*np.percentile({name}[:, {col0['index']}], [0.1, 99.9]))`), then scale with "
                     f"`sklearn.preprocessing.RobustScaler`."),
         })
     elif mild:
@@ -572,14 +576,15 @@ def profile_warnings(profile: dict) -> list:
                     "evidence": "; ".join(parts) + ": a missing-value code, not a measurement.",
                     "fix": fix})
 
-    # scale (features only, float columns)
-    if not target and not profile.get("integer_dtype"):
+    # scale (features only; integer arrays -- token ids, codes, uint8 pixels -- at most get the note)
+    if not target:
         usable = [c for c in cols if c.get("scale") is not None and not c.get("constant") and not c.get("binary")]
         if usable:
             big = max(usable, key=lambda c: c["scale"])
             small = min(usable, key=lambda c: c["scale"])
             spread = big["scale"] - small["scale"]
-            if big["scale"] >= UNSCALED_ABS or (big["scale"] >= UNSCALED_REL_MIN and spread >= UNSCALED_SPREAD):
+            if not profile.get("integer_dtype") and (
+                    big["scale"] >= UNSCALED_ABS or (big["scale"] >= UNSCALED_REL_MIN and spread >= UNSCALED_SPREAD)):
                 ev = (f"{_col_of(big, profile)} is typically ~{_fmt(big['typical'])} "
                       f"(range {_fmt(big['min'])}..{_fmt(big['max'])})")
                 if spread >= 1 and small is not big:
@@ -590,7 +595,7 @@ def profile_warnings(profile: dict) -> list:
                                     f"`norm = keras.layers.Normalization(); norm.adapt({name})` as the model's first "
                                     f"layer, or `scaler = sklearn.preprocessing.StandardScaler().fit({name})`; "
                                     f"`{name} = scaler.transform({name})` (and `scaler.transform` at predict time).")})
-            elif big["scale"] >= IMAGE_INFO_SCALE:
+            elif big["scale"] >= IMAGE_INFO_SCALE and (big.get("max") or 0) <= 255 * 1.01:
                 out.append({"cause": "unscaled_input", "level": "info",
                             "evidence": f"{where} has values up to {_fmt(big['max'])} (typical ~{_fmt(big['typical'])}).",
                             "fix": "Fine for most models; for images, `keras.layers.Rescaling(1.0 / 255)` as the first layer "

@@ -1,0 +1,373 @@
+"""Training dynamics: learning rate too high vs exploding gradients, and early warnings.
+
+Input: schema-1 `steps` records ({step, epoch, phase, loss, grad_norm}) and `layers` records
+({layer, history: [{step, weight_norm, grad_norm}]}), plus the optimizer
+({"class", "learning_rate", "clipnorm", ...}). Non-finite numbers may arrive as floats or as the
+strings "nan"/"inf"/"-inf" (Report.to_dict makes them strings).
+
+How the two causes differ (measured on real runs, tests/data/dynamics/*.json, recorded by
+tests/record_dynamics.py):
+- learning rate too high (SGD(10.0) / SGD(1.0) on an MLP): the very first update is larger than
+  the weights (lr * |g| / |w| = 831 and 28 at step 0; a healthy SGD(0.1) run has 1.2), so the
+  weight norm jumps 7x-200x in one step *before or as* the gradient grows; loss and gradient then
+  grow geometrically together (loss 727 -> 8e11 -> 2e19 ...).
+- exploding gradients (ReLU SimpleRNN, SGD(0.001)): the learning rate is ordinary and the weights
+  stay put (4.18 -> 4.23) while the gradient norm climbs step after step (65 -> 88 -> 112 -> 218 ->
+  651 -> 1.7e17) and the loss does not improve; the recurrent layer's gradient grows most.
+- a bad row (one 1e10 outlier, Adam(0.001)): the gradient jumps 1e15x on the batches holding that
+  row and is back to normal on the next batch; weights do not move. Not a trend: no dynamics
+  alarm (the data checks name the row).
+Healthy runs (Adam MLP, CNN+BN+Dropout, LSTM, noisy small-batch SGD with momentum, SGD(0.1),
+class weights 50:1, a 4-sample set fitted to loss 0.003, price targets with loss 1e11) never
+reach the thresholds: their largest gradient is <= 6x its start, their loss never sustains 10x
+its start.
+
+Thresholds:
+- explosion: the gradient norm reaches >= 100x its baseline (min of the first value and the
+  median of the first 3) and
+  stays there to the end / to the NaN, or the loss does (>= 100x baseline, sustained 3 steps).
+- early warning (no NaN yet): gradient >= 1000x baseline, or rising 4+ steps in a row by >= 10x
+  overall and >= 10x baseline; or loss >= 100x baseline and >= 10x baseline for the last 3 steps.
+- learning-rate signature: a weight norm multiplied >= 5x in one step before the gradient
+  exploded, or (SGD) lr * |g| / |w| >= 5 at step 0, or an unusual learning rate (SGD >= 1.0,
+  adaptive optimizers >= 0.1).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+ADAPTIVE = {"adam", "adamw", "adamax", "nadam", "rmsprop", "adagrad", "adadelta", "adafactor", "lion",
+            "ftrl", "lamb", "muon", "lossscaleoptimizer"}
+RECURRENT_HINTS = ("rnn", "lstm", "gru", "recurrent", "conv_lstm", "convlstm")
+TRAIN_PHASES = (None, "train", "fit", "custom", "training")
+
+EXPLODE_FACTOR = 100.0
+EARLY_GRAD_FACTOR = 1000.0
+RISING_RUN = 4
+RISING_GROWTH = 10.0
+LOSS_FACTOR = 100.0
+LOSS_SUSTAIN = 10.0
+WEIGHT_JUMP = 5.0
+SGD_UPDATE_RATIO = 5.0
+
+
+def num(v):
+    """A float from a number or "nan"/"inf"/"-inf" string; None when missing/unparseable."""
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def finite(v) -> bool:
+    v = num(v)
+    return v is not None and math.isfinite(v)
+
+
+def fmt(v) -> str:
+    v = num(v)
+    if v is None:
+        return "?"
+    if not math.isfinite(v):
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    if v != 0 and (abs(v) >= 1e4 or abs(v) < 1e-3):
+        return f"{v:.2g}".replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
+    return f"{v:.3g}"
+
+
+def fmt_lr(v: float) -> str:
+    """A float literal Keras 3 accepts (never an int): 0.001, 1.0, 5e-05."""
+    v = float(f"{v:.1g}")
+    return repr(v)
+
+
+def optimizer_family(optimizer: dict | None) -> str | None:
+    cls = ((optimizer or {}).get("class") or "").lower()
+    if not cls:
+        return None
+    if cls in ADAPTIVE or cls.startswith("adam"):
+        return "adaptive"
+    if cls in ("sgd", "gradientdescent", "momentum"):
+        return "sgd"
+    return "other"
+
+
+def lr_level(optimizer: dict | None) -> int:
+    """0: ordinary, 1: high, 2: far too high for this optimizer family."""
+    lr = num((optimizer or {}).get("learning_rate"))
+    fam = optimizer_family(optimizer)
+    if lr is None or not math.isfinite(lr) or fam is None:
+        return 0
+    if fam == "sgd":
+        return 2 if lr >= 1.0 else 1 if lr >= 0.3 else 0
+    if fam == "adaptive":
+        return 2 if lr >= 0.1 else 1 if lr >= 0.03 else 0
+    return 2 if lr >= 1.0 else 0
+
+
+def _baseline(values: list) -> float:
+    """The start of a series: min(first value, median of the first 3). A run that explodes from step 1
+    does not drag its own baseline up; a noisy healthy start is not read from one low value."""
+    return min(values[0], statistics.median(values[:3]))
+
+
+def _spikes(G: list, base: float) -> list:
+    """Steps where the gradient jumped >= 1000x the baseline and was back below 10x on the next step."""
+    out = []
+    for i in range(len(G) - 1):
+        if G[i][1] >= EARLY_GRAD_FACTOR * base and G[i + 1][1] < 10 * base:
+            out.append(G[i][0])
+    return out
+
+
+def _train_steps(steps):
+    return [s for s in (steps or []) if isinstance(s, dict) and s.get("phase") in TRAIN_PHASES
+            and s.get("step") is not None]
+
+
+def _is_recurrent(name: str | None, cls: str | None = None) -> bool:
+    text = f"{name or ''} {cls or ''}".lower()
+    return any(h in text for h in RECURRENT_HINTS)
+
+
+def analyze(steps, layers=None, optimizer=None, dtype_policy=None, layer_classes=None) -> dict:
+    """Numbers about the run's dynamics (JSON-safe dict). See the module docstring."""
+    S = _train_steps(steps)
+    out = {"n_steps": len(S), "nonfinite_step": None, "loss_baseline": None, "grad_baseline": None,
+           "grad_peak": None, "grad_peak_step": None, "grad_last": None, "grad_growth": None,
+           "grad_last_growth": None, "loss_peak": None, "loss_last": None, "loss_growth": None,
+           "loss_sustained": False, "explosion": False, "explosion_step": None, "sudden": False,
+           "rising_run": 0, "rising_growth": 1.0, "weight_jump": 1.0, "weight_jump_layer": None,
+           "weight_jump_step": None, "update_ratio0": None, "update_ratio0_layer": None,
+           "top_layer": None, "top_layer_growth": None, "top_layer_share": None, "top_layer_recurrent": False,
+           "lr_level": lr_level(optimizer), "family": optimizer_family(optimizer), "spikes": []}
+    if not S:
+        return out
+    mixed = str(dtype_policy or "").startswith("mixed")
+    # the first non-finite step (a non-finite gradient alone is expected under mixed precision)
+    for s in S:
+        if not finite(s.get("loss")) and s.get("loss") is not None or \
+                (not mixed and s.get("grad_norm") is not None and not finite(s.get("grad_norm"))):
+            out["nonfinite_step"] = s["step"]
+            break
+    stop = out["nonfinite_step"]
+    pre = [s for s in S if stop is None or s["step"] < stop]
+    L = [(s["step"], num(s.get("loss"))) for s in pre if finite(s.get("loss"))]
+    G = [(s["step"], num(s.get("grad_norm"))) for s in pre if finite(s.get("grad_norm"))]
+
+    if L:
+        lb = _baseline([v for _, v in L])
+        out["loss_baseline"] = lb
+        out["loss_last"] = L[-1][1]
+        out["loss_peak"] = max(v for _, v in L)
+        if lb > 0:
+            out["loss_growth"] = out["loss_last"] / lb
+            tail = [v for _, v in L[-3:]]
+            out["loss_sustained"] = (len(L) >= 4 and len(tail) == 3 and all(v >= LOSS_SUSTAIN * lb for v in tail)
+                                     and out["loss_last"] >= LOSS_FACTOR * lb)
+    if G:
+        gb = _baseline([v for _, v in G])
+        out["grad_baseline"] = gb
+        peak_step, peak = max(G, key=lambda t: t[1])
+        out["grad_peak"], out["grad_peak_step"], out["grad_last"] = peak, peak_step, G[-1][1]
+        if gb > 0:
+            out["grad_growth"] = peak / gb
+            out["grad_last_growth"] = G[-1][1] / gb
+            out["spikes"] = _spikes(G, gb)
+            # the rising run at the end
+            run, i = 0, len(G) - 1
+            while i > 0 and G[i][1] > G[i - 1][1]:
+                run, i = run + 1, i - 1
+            out["rising_run"] = run
+            out["rising_growth"] = G[-1][1] / G[i][1] if G[i][1] > 0 else 1.0
+            # explosion: >= 100x baseline and still there at the end (or a NaN right after)
+            ends_high = G[-1][1] >= EXPLODE_FACTOR * gb
+            if ends_high or out["loss_sustained"]:
+                out["explosion"] = True
+                first = next((st for st, v in G if v >= EXPLODE_FACTOR * gb), G[-1][0])
+                out["explosion_step"] = first
+                before = [v for st, v in G if st < first]
+                out["sudden"] = bool(before) and before[-1] < 10 * gb and out["rising_run"] <= 1
+    # weights: the largest one-step jump of a layer's weight norm up to the explosion (or the end)
+    horizon = out["explosion_step"] if out["explosion_step"] is not None else (stop if stop is not None else math.inf)
+    lr = num((optimizer or {}).get("learning_rate"))
+    classes = layer_classes or {}
+    for rec in layers or []:
+        hist = [h for h in rec.get("history") or [] if h.get("step") is not None]
+        name = rec.get("layer")
+        W = [(h["step"], num(h.get("weight_norm"))) for h in hist if finite(h.get("weight_norm"))]
+        for (s0, w0), (s1, w1) in zip(W, W[1:]):
+            if s1 <= horizon and w0 > 0 and w1 / w0 > out["weight_jump"]:
+                out["weight_jump"], out["weight_jump_layer"], out["weight_jump_step"] = w1 / w0, name, s0
+        if out["family"] == "sgd" and lr and hist:
+            h0 = hist[0]
+            g0, w0 = num(h0.get("grad_norm")), num(h0.get("weight_norm"))
+            if g0 is not None and w0 and math.isfinite(g0) and w0 > 0:
+                r = lr * g0 / w0
+                if out["update_ratio0"] is None or r > out["update_ratio0"]:
+                    out["update_ratio0"], out["update_ratio0_layer"] = r, name
+        Gl = [(h["step"], num(h.get("grad_norm"))) for h in hist
+              if finite(h.get("grad_norm")) and (stop is None or h["step"] < stop)]
+        if len(Gl) >= 2:
+            base = _baseline([v for _, v in Gl])
+            growth = (Gl[-1][1] / base) if base > 0 else None
+            if growth is not None and (out["top_layer_growth"] is None or growth > out["top_layer_growth"]):
+                out["top_layer"], out["top_layer_growth"] = name, growth
+                out["top_layer_recurrent"] = _is_recurrent(name, classes.get(name))
+                out["top_layer_share"] = (Gl[-1][1] / out["grad_last"]) if out["grad_last"] else None
+    return out
+
+
+def _early_alarm(a: dict) -> str | None:
+    """Why the run looks like it is heading for NaN (None when it does not)."""
+    gb = a.get("grad_baseline")
+    if gb and a.get("grad_last") is not None:
+        if a["grad_last"] >= EARLY_GRAD_FACTOR * gb:
+            return "grad"
+        if a["rising_run"] >= RISING_RUN and a["rising_growth"] >= RISING_GROWTH and a["grad_last"] >= 10 * gb:
+            return "grad"
+    if a.get("loss_sustained"):
+        return "loss"
+    return None
+
+
+def _lr_signs(a: dict) -> list:
+    signs = []
+    if a["weight_jump"] >= WEIGHT_JUMP:
+        signs.append(f"the weight norm of '{a['weight_jump_layer']}' jumped {fmt(a['weight_jump'])}x in one update "
+                     f"(step {a['weight_jump_step']} to {a['weight_jump_step'] + 1})")
+    if a.get("update_ratio0") is not None and a["update_ratio0"] >= SGD_UPDATE_RATIO:
+        signs.append(f"the first update lr*|g| was {fmt(a['update_ratio0'])}x the weight norm of "
+                     f"'{a['update_ratio0_layer']}'")
+    if a["lr_level"] == 2:
+        signs.append("the learning rate is far above the usual range for this optimizer")
+    return signs
+
+
+def _optimizer_code(optimizer: dict | None, lr_new: float | None, clip: bool = True) -> str:
+    cls = (optimizer or {}).get("class") or "SGD"
+    if cls.lower() == "lossscaleoptimizer":
+        cls = "Adam"
+    args = []
+    if lr_new is not None:
+        args.append(f"learning_rate={fmt_lr(lr_new)}")
+    if clip:
+        args.append("clipnorm=1.0")
+    return f"keras.optimizers.{cls}({', '.join(args)})"
+
+
+def _suggest_lr(optimizer: dict | None, a: dict) -> float | None:
+    lr = num((optimizer or {}).get("learning_rate"))
+    if lr is None or not math.isfinite(lr) or lr <= 0:
+        return None
+    factor = 0.1
+    r = a.get("update_ratio0")
+    if r and r > 1:
+        factor = min(0.1, 0.1 / r)   # bring the first update to ~10% of the weight norm
+    new = lr * factor
+    if a["family"] == "adaptive":
+        new = min(new, 1e-3)
+    return new
+
+
+def _growth_text(a: dict) -> str:
+    parts = []
+    if a.get("grad_baseline") and a.get("grad_peak") is not None:
+        steps = (a["grad_peak_step"] or 0)
+        parts.append(f"gradient norm grew {fmt(a['grad_peak'] / a['grad_baseline'])}x over {steps} "
+                     f"step{'' if steps == 1 else 's'} "
+                     f"(from {fmt(a['grad_baseline'])} to {fmt(a['grad_peak'])} at step {a['grad_peak_step']})")
+    if a.get("loss_baseline") and a.get("loss_peak") is not None and a["loss_peak"] > 3 * a["loss_baseline"]:
+        parts.append(f"loss went from {fmt(a['loss_baseline'])} to {fmt(a['loss_peak'])}")
+    if a.get("nonfinite_step") is not None:
+        parts.append(f"non-finite at step {a['nonfinite_step']}")
+    return "; ".join(parts)
+
+
+def candidates(evidence: dict) -> list:
+    """Diagnosis candidates {cause, confidence, evidence, fix} from the dynamics (post-NaN or not)."""
+    ev = evidence or {}
+    a = analyze(ev.get("steps"), ev.get("layers"), ev.get("optimizer"), ev.get("dtype_policy"),
+                layer_classes=_layer_classes(ev))
+    exploded = a["explosion"] or (a["nonfinite_step"] is not None and a["rising_run"] >= 3
+                                  and (a["rising_growth"] or 1) >= 5)
+    if not exploded:
+        return []
+    return _classify(a, ev.get("optimizer"), post_nan=a["nonfinite_step"] is not None)
+
+
+def _classify(a: dict, optimizer: dict | None, post_nan: bool) -> list:
+    out = []
+    signs = _lr_signs(a)
+    growth = _growth_text(a)
+    lr = num((optimizer or {}).get("learning_rate"))
+    lr_txt = f"{(optimizer or {}).get('class') or 'optimizer'} learning_rate={fmt(lr)}" if lr is not None else "the learning rate"
+    new_lr = _suggest_lr(optimizer, a)
+    strong = len(signs)
+    layer_txt = ""
+    if a.get("top_layer") and a.get("top_layer_growth"):
+        layer_txt = f"; layer '{a['top_layer']}' grew most ({fmt(a['top_layer_growth'])}x)"
+    if strong:
+        conf = 0.85 if strong >= 2 else 0.75
+        out.append({
+            "cause": "learning_rate_too_high", "confidence": conf,
+            "evidence": f"{lr_txt}: {'; '.join(signs)}; {growth}: updates overshoot, loss and gradients grow together.",
+            "fix": (f"Lower the learning rate (and clip): `optimizer={_optimizer_code(optimizer, new_lr)}`"
+                    + ("" if new_lr is None else f" (was {fmt(lr)})") + "."),
+        })
+        out.append({
+            "cause": "exploding_gradients", "confidence": 0.4,
+            "evidence": f"{growth}{layer_txt}.",
+            "fix": f"Clip gradients: `optimizer={_optimizer_code(optimizer, lr, clip=True)}`.",
+        })
+    else:
+        conf = 0.8
+        if a.get("top_layer_recurrent"):
+            conf = 0.85
+        if a.get("sudden"):
+            conf = 0.5  # a one-batch jump from a normal gradient: look at that batch's data first
+        rec = ""
+        if a.get("top_layer_recurrent"):
+            rec = (f"; for the recurrent layer '{a['top_layer']}' prefer `keras.layers.LSTM`/`GRU` or "
+                   f"`activation=\"tanh\"`")
+        sudden = " A sudden one-step jump: check that batch's rows for extreme values." if a.get("sudden") else ""
+        out.append({
+            "cause": "exploding_gradients", "confidence": conf,
+            "evidence": (f"{growth}{layer_txt}, while {lr_txt} is ordinary and the weights barely moved "
+                         f"(largest one-step weight change {fmt(a['weight_jump'])}x).{sudden}"),
+            "fix": f"Clip the gradients, keep the learning rate: `optimizer={_optimizer_code(optimizer, lr, clip=True)}`{rec}.",
+        })
+        out.append({
+            "cause": "learning_rate_too_high", "confidence": 0.5 if a["lr_level"] == 1 else 0.3,
+            "evidence": f"{lr_txt}; {growth}.",
+            "fix": f"A smaller learning rate also helps: `optimizer={_optimizer_code(optimizer, new_lr)}`.",
+        })
+    return out
+
+
+def _layer_classes(ev: dict) -> dict:
+    out = {}
+    for c in ev.get("layers_config") or []:
+        if isinstance(c, dict) and c.get("name") or isinstance(c, dict) and c.get("layer"):
+            out[c.get("name") or c.get("layer")] = c.get("class") or c.get("class_name")
+    return out
+
+
+def early_warnings(steps, layers=None, optimizer=None, dtype_policy=None, layer_classes=None) -> list:
+    """Warnings {cause, evidence, fix} while the run is still finite (none on healthy runs)."""
+    a = analyze(steps, layers, optimizer, dtype_policy, layer_classes)
+    if a["nonfinite_step"] is not None:
+        return []
+    why = _early_alarm(a)
+    if why is None:
+        return []
+    cands = _classify(a, optimizer, post_nan=False)
+    best = max(cands, key=lambda c: c["confidence"])
+    head = ("loss diverging: " if why == "loss" else "gradient norm rising fast: ") + \
+        (f"loss {fmt(a['loss_last'])} is {fmt(a['loss_growth'])}x its start ({fmt(a['loss_baseline'])}); "
+         if why == "loss" and a.get("loss_growth") else "")
+    return [{"cause": best["cause"], "evidence": "Before any NaN: " + head + best["evidence"], "fix": best["fix"]}]

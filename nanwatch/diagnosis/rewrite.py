@@ -1,0 +1,190 @@
+"""Rewrite one line of the user's cell into the fixed line (only when it is safe).
+
+Each function takes the source line (as `first_nonfinite.source.code` gives it) and returns the
+rewritten line, or None when the line does not parse on its own or has no matching pattern
+(the caller then gives the fix as a pattern). Rewrites splice text at the parsed node spans, so the
+rest of the line keeps the user's own formatting.
+"""
+
+from __future__ import annotations
+
+import ast
+
+LOG_NAMES = {"log"}
+SQRT_NAMES = {"sqrt"}
+RSQRT_NAMES = {"rsqrt"}
+EXP_NAMES = {"exp"}
+REDUCE_SUM_NAMES = {"reduce_sum", "sum"}
+
+
+def _parse(line: str):
+    """(indent, body text, tree) of a single line, or None."""
+    if not line or "\n" in line.strip():
+        return None
+    body = line.strip()
+    indent = line[: len(line) - len(line.lstrip())]
+    src = body[:-1] if body.endswith(":") else body  # "if tf.math.log(x) > 0:" -> an expression
+    for candidate in (src, f"({src})"):
+        try:
+            return indent, candidate, ast.parse(candidate)
+        except SyntaxError:
+            continue
+    return None
+
+
+def _func_name(call: ast.Call) -> str | None:
+    f = call.func
+    if isinstance(f, ast.Attribute):
+        return f.attr
+    if isinstance(f, ast.Name):
+        return f.id
+    return None
+
+
+def _root(call: ast.Call) -> str | None:
+    f = call.func
+    while isinstance(f, ast.Attribute):
+        f = f.value
+    return f.id if isinstance(f, ast.Name) else None
+
+
+def _lib(root: str | None) -> str:
+    """The wrapper namespace matching the user's call: tf, keras.ops, np."""
+    if root in ("np", "numpy"):
+        return "np"
+    if root in ("keras", "ops"):
+        return "keras.ops"
+    return "tf"
+
+
+def _splice(src: str, edits: list) -> str:
+    """Apply (start, end, text) edits on a one-line source (right to left). Offsets are the
+    UTF-8 byte offsets ast reports."""
+    b = src.encode("utf-8")
+    for start, end, text in sorted(edits, key=lambda e: -e[0]):
+        b = b[:start] + text.encode("utf-8") + b[end:]
+    return b.decode("utf-8")
+
+
+def _span(node) -> tuple:
+    return node.col_offset, node.end_col_offset
+
+
+def _finish(indent: str, original_body: str, parsed_src: str, new_src: str) -> str:
+    if parsed_src.startswith("(") and not original_body.startswith("("):
+        new_src = new_src[1:-1]
+    if original_body.endswith(":"):
+        new_src += ":"
+    return indent + new_src
+
+
+def wrap_calls(line: str, names: set, wrapper) -> str | None:
+    """Wrap the first argument of every call to one of `names`: wrapper(arg_src, lib) -> new text."""
+    p = _parse(line)
+    if p is None:
+        return None
+    indent, src, tree = p
+    edits = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _func_name(node) in names and node.args:
+            arg = node.args[0]
+            seg = ast.get_source_segment(src, arg)
+            if seg is None:
+                return None
+            edits.append((*_span(arg), wrapper(seg, _lib(_root(node)))))
+    if not edits:
+        return None
+    # nested matches (log(log(x))): keep the outermost only, inner edits would overlap
+    edits.sort(key=lambda e: (e[0], -e[1]))
+    kept, last_end = [], -1
+    for e in edits:
+        if e[0] >= last_end:
+            kept.append(e)
+            last_end = e[1]
+    return _finish(indent, line.strip(), src, _splice(src, kept))
+
+
+def clip_log(line: str, probability: bool = True) -> str | None:
+    """tf.math.log(p) -> tf.math.log(tf.clip_by_value(p, 1e-7, 1.0)) (or tf.maximum(x, 1e-7))."""
+    def wrap(arg, lib):
+        if probability:
+            clip = {"tf": "tf.clip_by_value", "keras.ops": "keras.ops.clip", "np": "np.clip"}[lib]
+            return f"{clip}({arg}, 1e-7, 1.0)"
+        return f"{lib}.maximum({arg}, 1e-7)"
+    return wrap_calls(line, LOG_NAMES if probability else (LOG_NAMES | {"log1p"}), wrap)
+
+
+def guard_sqrt(line: str) -> str | None:
+    """tf.sqrt(v) -> tf.sqrt(tf.maximum(v, 1e-12)); tf.math.rsqrt(v) likewise."""
+    return wrap_calls(line, SQRT_NAMES | RSQRT_NAMES, lambda arg, lib: f"{lib}.maximum({arg}, 1e-12)")
+
+
+def safe_divide(line: str, denominator_hint: str | None = None) -> str | None:
+    """a / b -> tf.math.divide_no_nan(a, b). With several divisions, the one whose denominator
+    text contains `denominator_hint`, else the outermost."""
+    p = _parse(line)
+    if p is None:
+        return None
+    indent, src, tree = p
+    divs = [n for n in ast.walk(tree) if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div)]
+    if not divs:
+        return None
+    pick = divs[0]
+    if denominator_hint:
+        for d in divs:
+            seg = ast.get_source_segment(src, d.right) or ""
+            if denominator_hint in seg:
+                pick = d
+                break
+    num = ast.get_source_segment(src, pick.left)
+    den = ast.get_source_segment(src, pick.right)
+    if num is None or den is None:
+        return None
+    lib = "tf"
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Call) and _root(n) in ("keras", "ops"):
+            lib = "keras.ops"
+            break
+        if isinstance(n, ast.Call) and _root(n) in ("np", "numpy"):
+            lib = "np"
+    if lib == "np":
+        text = f"np.divide({num}, {den}, out=np.zeros_like({num}), where={den} != 0)"
+    elif lib == "keras.ops":
+        text = f"keras.ops.divide_no_nan({num}, {den})"
+    else:
+        text = f"tf.math.divide_no_nan({num}, {den})"
+    return _finish(indent, line.strip(), src, _splice(src, [(*_span(pick), text)]))
+
+
+def stable_exp(line: str) -> str | None:
+    """exp(z) / reduce_sum(exp(z), axis=..) -> tf.nn.softmax(z, axis=..);
+    log(reduce_sum(exp(z))) -> tf.reduce_logsumexp(z); other exp(z) -> exp(minimum(z, 80.0))."""
+    p = _parse(line)
+    if p is None:
+        return None
+    indent, src, tree = p
+    for n in ast.walk(tree):
+        if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div) and isinstance(n.left, ast.Call) \
+                and _func_name(n.left) in EXP_NAMES and isinstance(n.right, ast.Call) \
+                and _func_name(n.right) in REDUCE_SUM_NAMES and n.right.args \
+                and isinstance(n.right.args[0], ast.Call) and _func_name(n.right.args[0]) in EXP_NAMES \
+                and n.left.args and n.right.args[0].args:
+            z = ast.get_source_segment(src, n.left.args[0])
+            z2 = ast.get_source_segment(src, n.right.args[0].args[0])
+            if z is None or z != z2:
+                continue
+            axis = next((ast.get_source_segment(src, k.value) for k in n.right.keywords if k.arg == "axis"), "-1")
+            lib = _lib(_root(n.left))
+            fn = {"tf": "tf.nn.softmax", "keras.ops": "keras.ops.softmax", "np": "scipy.special.softmax"}[lib]
+            return _finish(indent, line.strip(), src, _splice(src, [(*_span(n), f"{fn}({z}, axis={axis})")]))
+        if isinstance(n, ast.Call) and _func_name(n) in LOG_NAMES and n.args and isinstance(n.args[0], ast.Call) \
+                and _func_name(n.args[0]) in REDUCE_SUM_NAMES and n.args[0].args \
+                and isinstance(n.args[0].args[0], ast.Call) and _func_name(n.args[0].args[0]) in EXP_NAMES \
+                and n.args[0].args[0].args:
+            z = ast.get_source_segment(src, n.args[0].args[0].args[0])
+            rest = [ast.get_source_segment(src, k) for k in n.args[0].keywords]
+            lib = _lib(_root(n))
+            fn = {"tf": "tf.reduce_logsumexp", "keras.ops": "keras.ops.logsumexp", "np": "scipy.special.logsumexp"}[lib]
+            args = ", ".join([z] + [r for r in rest if r])
+            return _finish(indent, line.strip(), src, _splice(src, [(*_span(n), f"{fn}({args})")]))
+    return wrap_calls(line, EXP_NAMES, lambda arg, lib: f"{lib}.minimum({arg}, 80.0)")

@@ -1,0 +1,517 @@
+"""diagnose(evidence) on realistic evidence dicts: real data profiles (profile_array on the scenario's own
+arrays), real training dynamics (tests/data/dynamics, recorded from Keras runs), and first_nonfinite
+records shaped as schema 1 with the op types measured by tests/measure_scenarios.py (the op's input
+statistics are what those ops get in the scenarios: e.g. a std denominator with one zero column).
+No TensorFlow import."""
+
+import json
+import pathlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nanwatch.diagnosis import CAUSES, diagnose, info_notes
+from nanwatch.diagnosis.data_checks import profile_array
+from nanwatch.diagnosis.drift import training_ranges
+
+DYN = pathlib.Path(__file__).parent / "data" / "dynamics"
+
+
+def dyn(name):
+    return json.loads((DYN / f"{name}.json").read_text())
+
+
+def inp(mn, mx, zeros=0, size=64, name=None, op_type=None, dtype="float32", nan=0, pos_inf=0, neg_inf=0,
+        negatives=None):
+    d = {"name": name, "op_type": op_type, "finite": not (nan or pos_inf or neg_inf), "min": mn, "max": mx,
+         "zeros": zeros, "nan": nan, "pos_inf": pos_inf, "neg_inf": neg_inf, "size": size, "dtype": dtype}
+    if negatives is not None:
+        d["negatives"] = negatives
+    return d
+
+
+def first(op, phase, inputs=(), layer=None, step=0, nan=0, pos_inf=0, neg_inf=0, size=64, code=None, line=None,
+          dtype="float32", data=None):
+    return {"op_type": op, "op_name": f"sequential/{layer or 'x'}/{op}", "output_slot": 0, "phase": phase,
+            "layer": layer, "step": step, "epoch": 0,
+            "counts": {"nan": nan, "pos_inf": pos_inf, "neg_inf": neg_inf, "size": size},
+            "inputs": list(inputs), "data": data,
+            "source": {"cell": 3, "line": line, "code": code} if code else None, "dtype": dtype}
+
+
+def top(evidence):
+    d, w = diagnose(evidence)
+    return (d[0]["cause"] if d else None), d, w
+
+
+def causes(items):
+    return [x["cause"] for x in items]
+
+
+# ------------------------------------------------------------------------------------------------
+# data already non-finite
+# ------------------------------------------------------------------------------------------------
+def p01_evidence():
+    rng = np.random.default_rng(0)
+    X = rng.random((100, 10))
+    X[5, 2] = np.nan
+    y = rng.random(100)
+    return {"call": "fit",
+            "first_nonfinite": first("IteratorGetNext", "input", size=320, nan=1,
+                                     data={"source": "x", "batch": 0, "rows": [5], "columns": [2], "values": ["nan"],
+                                           "array_rows": [5]}),
+            "data": [profile_array("X", X, "features"), profile_array("y", y, "targets")],
+            "optimizer": {"class": "Adam", "learning_rate": 0.001}, "loss": {"name": "mean_squared_error"}}
+
+
+def test_nan_in_input_names_row_and_column():
+    cause, d, w = top(p01_evidence())
+    assert cause == "nan_in_input" and d[0]["confidence"] >= 0.9
+    assert "column 2 of X has 1 NaN, at row 5" in d[0]["evidence"]
+    assert "SimpleImputer" in d[0]["fix"]
+    assert w == []  # not repeated as a warning
+
+
+def test_nan_in_target_from_a_dataframe():
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"area": rng.uniform(0, 1, 200), "rooms": rng.uniform(0, 1, 200), "price": rng.uniform(0, 1, 200)})
+    df.loc[17, "price"] = np.nan
+    # measured (d01): check_numerics flags the Placeholder of Keras' data adapter ("Dataset_map_grab_batch")
+    ev = {"call": "fit", "first_nonfinite": first("Placeholder", "input", nan=1, size=200,
+                                                  data={"source": "y", "rows": [17], "columns": [0]}),
+          "data": [profile_array("X", df[["area", "rooms"]], "features"), profile_array("y", df["price"], "targets")]}
+    cause, d, _ = top(ev)
+    assert cause == "nan_in_target"
+    assert "y has 1 NaN, at row 17" in d[0]["evidence"] and "notna()" in d[0]["fix"]
+
+
+def test_inf_in_input_ratio_feature_and_inf_target_from_log():
+    rng = np.random.default_rng(2)
+    income, debt = rng.uniform(1, 2, 128), rng.uniform(0, 1, 128)
+    debt[40] = 0.0
+    with np.errstate(divide="ignore"):
+        X = np.stack([income, debt, income / debt], axis=1).astype("float32")
+    ev = {"call": "fit", "first_nonfinite": first("Placeholder", "input", pos_inf=1, size=384),
+          "data": [profile_array("X", X, "features"), profile_array("y", rng.integers(0, 2, 128), "targets")]}
+    cause, d, _ = top(ev)
+    assert cause == "inf_in_input" and "column 2 of X has 1 +Inf, at row 40" in d[0]["evidence"]
+    price = rng.uniform(1e3, 1e4, 120)
+    price[[9, 77]] = 0.0
+    with np.errstate(divide="ignore"):
+        y = np.log(price).astype("float32")
+    ev = {"call": "fit", "first_nonfinite": first("GatherV2", "input", neg_inf=1, size=32,
+                                                  data={"source": "y", "batch": 0, "rows": [9]}),
+          "data": [profile_array("X", rng.uniform(0, 1, (120, 4)), "features"), profile_array("y", y, "targets")]}
+    cause, d, _ = top(ev)
+    assert cause == "inf_in_target" and "rows 9, 77" in d[0]["evidence"] and "log1p" in d[0]["fix"]
+
+
+def test_nan_at_predict_time_seed003():
+    X = np.array([[1, 2, np.nan], [3, 4, 5], [6, np.nan, 8]])
+    ev = {"call": "predict", "first_nonfinite": first("IteratorGetNext", "input", nan=2, size=9),
+          "data": [profile_array("X", X, "features")]}
+    cause, d, _ = top(ev)
+    assert cause == "nan_in_input"
+    assert "column 1 of X has 1 NaN, at row 2" in d[0]["evidence"] and "column 2 of X has 1 NaN, at row 0" in d[0]["evidence"]
+    assert "imputer.transform" in d[0]["fix"]
+
+
+def test_nan_weights_before_predict():
+    # measured (d04): the first non-finite tensor is the ReadVariableOp of out.kernel
+    ev = {"call": "predict", "nan_weights": [{"layer": "out", "variable": "kernel"}],
+          "first_nonfinite": first("ReadVariableOp", "forward", layer="out", nan=1, size=8),
+          "data": [profile_array("x", np.random.default_rng(0).random((16, 4)), "features")]}
+    cause, d, w = top(ev)
+    assert cause == "nan_in_weights" and d[0]["confidence"] >= 0.9
+    assert "'out'.kernel" in d[0]["evidence"] and "restore_weights" in d[0]["fix"]
+    assert "TerminateOnNaN" in d[0]["fix"] and w == []
+
+
+# ------------------------------------------------------------------------------------------------
+# the op itself
+# ------------------------------------------------------------------------------------------------
+P02_LINE = "        loss = -tf.reduce_mean(y * tf.math.log(y_pred) + (1 - y) * tf.math.log(1 - y_pred))"
+
+
+def test_log_of_zero_in_a_hand_written_bce():
+    # zoo p02: sigmoid(200) == 1.0 in float32, so 1 - y_pred == 0 for all 100 rows
+    ev = {"call": "custom",
+          "first_nonfinite": first("Log", "loss", [inp(0.0, 0.0, zeros=100, size=100, op_type="Sub", name="sub")],
+                                   neg_inf=100, size=100, code=P02_LINE, line=9)}
+    cause, d, _ = top(ev)
+    assert cause == "log_of_nonpositive" and d[0]["confidence"] >= 0.9
+    assert "min 0" in d[0]["evidence"] and "100 zeros of 100" in d[0]["evidence"]
+    assert ("line 9 becomes: `loss = -tf.reduce_mean(y * tf.math.log(tf.clip_by_value(y_pred, 1e-7, 1.0)) + "
+            "(1 - y) * tf.math.log(tf.clip_by_value(1 - y_pred, 1e-7, 1.0)))`") in d[0]["fix"]
+    assert "from_logits=True" in d[0]["fix"]
+
+
+def test_log_of_relu_output_custom_loss():
+    # d05 (measured: Log at the cell line of my_bce): the model's last layer is relu, 37 of 64 outputs are 0
+    code = "    return -tf.reduce_mean(y_true * tf.math.log(y_pred) + (1 - y_true) * tf.math.log(1 - y_pred))"
+    ev = {"call": "fit", "loss": {"name": "my_bce", "from_logits": None},
+          "first_nonfinite": first("Log", "loss", [inp(0.0, 1.7, zeros=37, op_type="Relu", name="score/Relu")],
+                                   layer=None, neg_inf=37, code=code, line=6)}
+    cause, d, _ = top(ev)
+    assert cause == "log_of_nonpositive"
+    assert "ReLU" in d[0]["evidence"] and 'activation="sigmoid"' in d[0]["fix"]
+
+
+def test_lookalike_log_of_zero_vs_nan_already_in_the_loss_input():
+    """Same op (Log in the loss), same line: in one the Log made the -inf, in the other it only passed on
+    a NaN that came with the data."""
+    made_here = {"first_nonfinite": first("Log", "loss", [inp(0.0, 0.9, zeros=3)], neg_inf=3, code=P02_LINE)}
+    rng = np.random.default_rng(0)
+    X = rng.random((64, 10))
+    X[11, 4] = np.nan
+    passed_on = {"first_nonfinite": first("Log", "loss", [inp(0.01, 0.9, nan=1)], nan=1, code=P02_LINE),
+                 "data": [profile_array("X", X, "features")]}
+    assert top(made_here)[0] == "log_of_nonpositive"
+    cause, d, _ = top(passed_on)
+    assert cause == "nan_in_input" and "row 11" in d[0]["evidence"]
+    assert "log_of_nonpositive" not in causes(d)
+
+
+def test_sqrt_of_negative_in_a_custom_layer():
+    # zoo p03: tf.sqrt of a Dense projection (about half its values are negative)
+    ev = {"call": "fit", "first_nonfinite": first("Sqrt", "forward", [inp(-2.3, 2.1, negatives=250, size=512)],
+                                                  layer="root", nan=250, size=512,
+                                                  code="        return tf.sqrt(x)", line=4)}
+    cause, d, _ = top(ev)
+    assert cause == "sqrt_of_negative" and "-2.3" in d[0]["evidence"]
+    assert "`return tf.sqrt(tf.maximum(x, 1e-12))`" in d[0]["fix"]
+
+
+def test_rms_norm_without_square_gets_the_square_hint():
+    # d06 (measured: Sqrt on the RMSNorm line)
+    code = "        return x / tf.sqrt(tf.reduce_mean(x, axis=-1, keepdims=True) + 1e-6)"
+    ev = {"first_nonfinite": first("Sqrt", "forward", [inp(-0.8, 0.9, size=64)], layer="rmsnorm", nan=30,
+                                   code=code, line=5)}
+    cause, d, _ = top(ev)
+    assert cause == "sqrt_of_negative"
+    assert "tf.reduce_mean(tf.square(x)" in d[0]["fix"]
+    assert "tf.sqrt(tf.maximum(tf.reduce_mean(x, axis=-1, keepdims=True) + 1e-6, 1e-12))" in d[0]["fix"]
+
+
+def p09_evidence():
+    X = np.random.default_rng(9).random((32, 3)).astype("float32")
+    X[:, 1] = 7.0
+    code = "        return (x - tf.reduce_mean(x, 0)) / tf.math.reduce_std(x, 0)"
+    return {"call": "fit", "data": [profile_array("X", X, "features")],
+            "first_nonfinite": first("RealDiv", "forward",
+                                     [inp(-0.5, 0.5, zeros=32, size=96, op_type="Sub"),
+                                      inp(0.0, 0.29, zeros=1, size=3, op_type="Sqrt", name="standardize/reduce_std/Sqrt")],
+                                     layer="standardize", nan=32, size=96, code=code, line=5)}
+
+
+def test_division_by_zero_with_a_constant_column():
+    cause, d, w = top(p09_evidence())
+    assert cause == "division_by_zero"  # zoo p09 expects division_by_zero first
+    assert causes(d)[:2] == ["division_by_zero", "zero_variance_normalization"]
+    assert "denominator" in d[0]["evidence"] and "1 zeros of 3" in d[0]["evidence"]
+    assert "`return tf.math.divide_no_nan(x - tf.reduce_mean(x, 0), tf.math.reduce_std(x, 0))`" in d[0]["fix"]
+    zv = d[1]
+    assert "column 1 of X is constant (7 in all 32 rows)" in zv["evidence"] and "Normalization" in zv["fix"]
+
+
+def test_lookalike_mape_zero_target_vs_zero_variance():
+    """Both RealDiv with a zero denominator: a percentage loss dividing by y_true = 0 is not a
+    standardisation problem."""
+    code = "    return tf.reduce_mean(tf.abs(y_true - y_pred) / y_true)"
+    ev = {"call": "fit", "first_nonfinite": first("RealDiv", "loss", [inp(0.0, 1.9, size=32), inp(0.0, 2.0, zeros=1, size=32)],
+                                                  pos_inf=1, size=32, code=code, line=6),
+          "data": [profile_array("X", np.random.default_rng(7).random((96, 3)), "features")]}
+    cause, d, _ = top(ev)
+    assert cause == "division_by_zero" and "zero_variance_normalization" not in causes(d)
+    assert "tf.math.divide_no_nan(tf.abs(y_true - y_pred), y_true)" in d[0]["fix"]
+    assert "MeanAbsolutePercentageError" in d[0]["fix"]
+
+
+def test_eager_standardisation_outside_the_model():
+    # d08 (measured: eager RealDiv; the fit data is then NaN in column 2)
+    code = "X = (raw - tf.reduce_mean(raw, axis=0)) / tf.math.reduce_std(raw, axis=0)"
+    ev = {"call": "custom", "first_nonfinite": first("RealDiv", "input", [inp(-5, 5, zeros=128, size=512),
+                                                                          inp(0.0, 2.9, zeros=1, size=4, op_type="Sqrt")],
+                                                     nan=128, size=512, code=code, line=4)}
+    cause, d, _ = top(ev)
+    assert cause == "division_by_zero" and "zero_variance_normalization" in causes(d)
+    assert "X = tf.math.divide_no_nan(raw - tf.reduce_mean(raw, axis=0), tf.math.reduce_std(raw, axis=0))" in d[0]["fix"]
+
+
+def test_rsqrt_of_zero_variance():
+    ev = {"first_nonfinite": first("Rsqrt", "forward", [inp(0.0, 3.0, zeros=2, size=16, name="moments/variance")],
+                                   layer="my_norm", pos_inf=2, size=16)}
+    d, _ = diagnose(ev)
+    assert causes(d)[:2] == ["division_by_zero", "zero_variance_normalization"]
+
+
+def test_sqrt_gradient_at_zero():
+    ev = {"first_nonfinite": first("SqrtGrad", "backward", [inp(0.0, 0.0, zeros=1, size=1), inp(1.0, 1.0, size=1)],
+                                   pos_inf=1, size=1)}
+    cause, d, _ = top(ev)
+    assert cause == "division_by_zero" and "0.5 / sqrt(x)" in d[0]["evidence"]
+
+
+def test_exp_overflow_in_a_hand_written_softmax():
+    # zoo p05: Dense(2, ones) on features * 500 -> logits ~2000
+    code = "        return tf.exp(z) / tf.reduce_sum(tf.exp(z), axis=-1, keepdims=True)"
+    ev = {"call": "fit", "first_nonfinite": first("Exp", "forward", [inp(310.0, 2240.0, size=64)], layer="softmax",
+                                                  pos_inf=64, size=64, code=code, line=5),
+          "data": [profile_array("X", np.random.default_rng(5).random((32, 8)) * 500, "features")]}
+    cause, d, _ = top(ev)
+    assert cause == "exp_overflow" and "88.7" in d[0]["evidence"] and "2240" in d[0]["evidence"]
+    assert "`return tf.nn.softmax(z, axis=-1)`" in d[0]["fix"]
+
+
+def test_exp_overflow_poisson_loss_clips():
+    code = "    return tf.reduce_mean(tf.exp(log_rate) - y_true * log_rate)"
+    ev = {"first_nonfinite": first("Exp", "loss", [inp(150.0, 1480.0, size=64)], pos_inf=64, code=code, line=6)}
+    cause, d, _ = top(ev)
+    assert cause == "exp_overflow" and "tf.exp(tf.minimum(log_rate, 80.0))" in d[0]["fix"]
+
+
+def test_float16_overflow_vs_exp_overflow():
+    # d10 (measured: MatMul in float16 under mixed_float16): 300 inputs of 250 with ones -> 75000 > 65504
+    ev16 = {"dtype_policy": "mixed_float16", "layers_config": [{"name": "wide", "class": "Dense", "config": {}}],
+            "first_nonfinite": first("MatMul", "forward", [inp(250.0, 250.0, size=9600, dtype="float16"),
+                                                           inp(1.0, 1.0, size=1200, dtype="float16")],
+                                     layer="wide", pos_inf=128, size=128, dtype="float16")}
+    cause, d, _ = top(ev16)
+    assert cause == "float16_overflow" and "65504" in d[0]["evidence"]
+    assert 'keras.layers.Dense(..., name="wide", dtype="float32")' in d[0]["fix"]
+    # an Exp in float16 with inputs past 11.09: the exp is the culprit, float16 the context
+    ev = {"dtype_policy": "mixed_float16",
+          "first_nonfinite": first("Exp", "forward", [inp(2.0, 14.0, dtype="float16")], pos_inf=3, dtype="float16")}
+    d, _ = diagnose(ev)
+    assert causes(d)[:2] == ["exp_overflow", "float16_overflow"] and "above 11.09 " in d[0]["evidence"]
+
+
+# ------------------------------------------------------------------------------------------------
+# dynamics, weights, data quality behind an overflow
+# ------------------------------------------------------------------------------------------------
+def lr_evidence():
+    rec = dyn("lr_sgd10_mlp")  # zoo p04 as a recorded run: SGD(10.0), NaN at step 9
+    rng = np.random.default_rng(4)
+    X = rng.random((256, 10)).astype("float32")
+    return {"call": "fit", "steps": rec["steps"], "layers": rec["layers"], "optimizer": rec["optimizer"],
+            "data": [profile_array("X", X, "features"), profile_array("y", X.sum(1, keepdims=True) * 5, "targets")],
+            "first_nonfinite": first("MatMul", "forward", [inp(0.0, 3.1e18, size=2048), inp(-2e17, 4e18, size=64)],
+                                     layer="dense_1", step=9, pos_inf=32, size=32)}
+
+
+def outlier_evidence():
+    rec = dyn("outlier_1e10_adam")
+    rng = np.random.default_rng(7)
+    X = rng.random((100, 1)) * 10
+    y = 2 * X + 1 + rng.normal(size=(100, 1))
+    X[0, 0] = 1e10  # after y, as in seed 004
+    # the run as the engine sees it when Adam's grad**2 overflows on the first batch holding row 0
+    steps = rec["steps"][:2] + [dict(rec["steps"][2], loss="nan", grad_norm="nan")]
+    layers = [dict(l, history=l["history"][:3]) for l in rec["layers"]]
+    return {"call": "fit", "steps": steps, "layers": layers, "optimizer": rec["optimizer"],
+            "data": [profile_array("X", X, "features"), profile_array("y", y, "targets")],
+            "first_nonfinite": first("Square", "optimizer", [inp(-2.7e19, 3.1e19, size=10)], layer="dense",
+                                     step=1, pos_inf=10, size=10,
+                                     data={"source": "x", "batch": 0, "rows": [0], "array_rows": [0]})}
+
+
+def test_learning_rate_too_high_with_recorded_dynamics():
+    cause, d, w = top(lr_evidence())
+    assert cause == "learning_rate_too_high" and d[0]["confidence"] >= 0.85
+    assert "keras.optimizers.SGD(learning_rate=0.001, clipnorm=1.0)" in d[0]["fix"]
+    assert "exploding_gradients" in causes(d)
+
+
+def test_lookalike_learning_rate_vs_bad_input_row():
+    lr_cause, _, _ = top(lr_evidence())
+    cause, d, w = top(outlier_evidence())
+    assert (lr_cause, cause) == ("learning_rate_too_high", "outlier_input")
+    assert d[0]["confidence"] >= 0.9
+    assert "1e10 at row 0" in d[0]["evidence"] and "RobustScaler" in d[0]["fix"]
+    assert "learning_rate_too_high" not in causes(d)[:1]
+    others = {x["cause"]: x["confidence"] for x in d}
+    assert others.get("exploding_gradients", 0) <= 0.6
+
+
+def test_exploding_gradients_in_a_relu_rnn():
+    rec = dyn("explode_rnn_relu")  # d11 recorded; fit under check_numerics: MatMul_1 in the rnn's while body
+    rng = np.random.default_rng(11)
+    X = rng.random((64, 50, 1)).astype("float32")
+    ev = {"call": "fit", "steps": rec["steps"], "layers": rec["layers"], "optimizer": rec["optimizer"],
+          "data": [profile_array("X", X, "features"), profile_array("y", X.sum(1), "targets")],
+          "layers_config": [{"name": "rnn", "class": "SimpleRNN", "config": {"activation": "relu"}}],
+          "first_nonfinite": first("MatMul", "forward", [inp(0.0, 2.1e37, size=256), inp(-3e4, 2.6e4, size=256)],
+                                   layer="rnn", step=15, pos_inf=40, size=256)}
+    cause, d, w = top(ev)
+    assert cause == "exploding_gradients" and d[0]["confidence"] >= 0.8
+    assert "'rnn'" in d[0]["evidence"] and "clipnorm=1.0" in d[0]["fix"] and "learning_rate=0.001" in d[0]["fix"]
+    assert causes(d)[1] == "learning_rate_too_high"
+
+
+def test_large_initial_weights_vs_outlier_row():
+    """Same first op (Adam's Square overflowing at step 0), different upstream cause."""
+    # d13 (measured: adam/Square, optimizer phase): RandomNormal(stddev=50) kernels in 6 Dense(64) layers
+    norms = [{"layer": "dense", "variable": "kernel", "norm": 50 * (32 * 64) ** 0.5, "fan_in": 32, "fan_out": 64}] + \
+            [{"layer": f"dense_{i}", "variable": "kernel", "norm": 50 * 64.0, "fan_in": 64, "fan_out": 64}
+             for i in range(1, 6)]
+    X = np.random.default_rng(13).random((64, 32)).astype("float32")
+    ev = {"call": "fit", "initial_weight_norms": norms,
+          "optimizer": {"class": "Adam", "learning_rate": 0.001},
+          "data": [profile_array("X", X, "features"), profile_array("y", X[:, :1], "targets")],
+          "layers_config": [{"name": "dense", "class": "Dense", "config": {
+              "kernel_initializer": {"class_name": "RandomNormal", "config": {"mean": 0.0, "stddev": 50.0}}}}],
+          "first_nonfinite": first("Square", "optimizer", [inp(-4e20, 5e20, size=2048)], layer="dense_1", step=0,
+                                   pos_inf=2048, size=2048)}
+    cause, d, _ = top(ev)
+    assert cause == "large_initial_weights" and d[0]["confidence"] >= 0.85
+    assert "400x the Glorot scale" in d[0]["evidence"] and 'kernel_initializer="glorot_uniform"' in d[0]["fix"]
+    assert top(outlier_evidence())[0] == "outlier_input"
+
+
+def test_large_initial_weights_from_the_config_alone_is_a_warning():
+    ev = {"call": "fit", "layers_config": [{"name": "unstable", "class": "Dense", "config": {
+        "kernel_initializer": {"class_name": "RandomNormal", "config": {"mean": 10.0, "stddev": 5.0}}}}]}
+    d, w = diagnose(ev)
+    assert d == [] and causes(w) == ["large_initial_weights"] and "RandomNormal(mean=10.0, stddev=5.0)" in w[0]["evidence"]
+
+
+def test_unscaled_input_behind_an_overflow_with_an_ordinary_lr():
+    rng = np.random.default_rng(16)
+    X = np.column_stack([rng.uniform(500, 5000, 200), rng.integers(1, 7, 200)]).astype("float32")
+    ev = {"call": "fit", "optimizer": {"class": "SGD", "learning_rate": 0.01},
+          "data": [profile_array("X", X, "features")],
+          "first_nonfinite": first("MatMul", "backward", [inp(-3e30, 4e30, size=32), inp(-1e9, 1e9, size=32)],
+                                   layer="dense", step=3, pos_inf=4, size=32)}
+    cause, d, _ = top(ev)
+    assert cause == "unscaled_input" and "column 0 of X" in d[0]["evidence"]
+    assert "Normalization" in d[0]["fix"]
+    # with Normalization as the model's first layer the scale is handled: not blamed
+    ev["layers_config"] = [{"name": "normalization", "class": "Normalization", "config": {}}]
+    assert "unscaled_input" not in causes(diagnose(ev)[0])
+
+
+# ------------------------------------------------------------------------------------------------
+# warnings without NaN
+# ------------------------------------------------------------------------------------------------
+def test_seed004_outlier_without_nan_is_a_warning():
+    ev = outlier_evidence()
+    ev = {k: v for k, v in ev.items() if k != "first_nonfinite"}
+    ev["steps"], ev["layers"] = dyn("outlier_1e10_adam")["steps"], dyn("outlier_1e10_adam")["layers"]
+    d, w = diagnose(ev)
+    assert d == [] and causes(w) == ["outlier_input"]
+
+
+def test_placeholder_values_warning_d03():
+    rng = np.random.default_rng(3)
+    X = rng.uniform(0, 1, (200, 4)).astype("float32")
+    X[rng.choice(200, 12, replace=False), 1] = -999.0
+    d, w = diagnose({"call": "fit", "data": [profile_array("X", X, "features")]})
+    assert d == [] and causes(w) == ["placeholder_values"] and "-999 12 times" in w[0]["evidence"]
+
+
+def test_predict_drift_after_scaled_training_d14():
+    rng = np.random.default_rng(14)
+    raw = np.column_stack([rng.uniform(1000, 3000, 200), rng.uniform(0.1, 0.3, 200)])
+    tr = training_ranges(profile_array("x", (raw - raw.mean(0)) / raw.std(0), "features"))
+    new = np.array([[1500.0, 0.15], [2500.0, 0.25]])
+    d, w = diagnose({"call": "predict", "train_ranges": tr, "data": [profile_array("new", new, "features")]})
+    assert d == [] and "input_drift" in causes(w)
+    drift = next(x for x in w if x["cause"] == "input_drift")
+    assert "column 0" in drift["evidence"] and "scaler.transform(new)" in drift["fix"]
+
+
+def test_live_learning_rate_warning_before_nan():
+    rec = dyn("lr_sgd10_mlp")
+    ev = {"call": "fit", "steps": rec["steps"][:4], "optimizer": rec["optimizer"],
+          "layers": [dict(l, history=l["history"][:4]) for l in rec["layers"]]}
+    d, w = diagnose(ev)
+    assert d == [] and causes(w) == ["learning_rate_too_high"]
+
+
+# ------------------------------------------------------------------------------------------------
+# healthy runs: nothing at all (false-alarm suite, evidence side)
+# ------------------------------------------------------------------------------------------------
+def healthy(name, X, y, rec, **extra):
+    ev = {"call": "fit", "data": [profile_array("X", X, "features"), profile_array("y", y, "targets")],
+          "optimizer": rec["optimizer"], "steps": rec["steps"], "layers": rec["layers"], "nan_weights": [],
+          "dtype_policy": "float32", "fp16_skipped_steps": 0, "first_nonfinite": None,
+          "initial_weight_norms": rec.get("initial_weight_norms")}
+    ev.update(extra)
+    return ev
+
+
+def _healthy_cases():
+    r = np.random.default_rng(0)
+    X16 = r.random((64, 16, 16, 1)).astype("float32")
+    imgs = r.integers(0, 256, (64, 12, 12, 3), dtype="uint8")
+    df = pd.DataFrame({"city": r.choice(["paris", "oslo", "rome", "lima", "kyiv"], 300, p=[.6, .3, .07, .02, .01]),
+                       "age": r.uniform(0, 1, 300), "bias": 1.0})
+    onehot = pd.get_dummies(df, columns=["city"], dtype="float32")
+    Xp = r.uniform(0, 1, (256, 5)).astype("float32")
+    yield "cnn_bn_dropout", healthy("cnn", X16, r.integers(0, 3, 64), dyn("healthy_cnn_bn_dropout"))
+    yield "lstm", healthy("lstm", r.random((64, 12, 3)), r.random((64, 1)), dyn("healthy_lstm"))
+    mp = dyn("healthy_adam_mlp")
+    mp_steps = [dict(s, grad_norm="inf") if s["step"] in (0, 1) else s for s in mp["steps"]]
+    yield "mixed_precision", healthy("mp", r.random((128, 16)), r.integers(0, 2, 128), dict(mp, steps=mp_steps),
+                                     dtype_policy="mixed_float16", fp16_skipped_steps=2,
+                                     optimizer={"class": "LossScaleOptimizer", "learning_rate": 0.001})
+    yield "class_imbalance", healthy("imb", r.normal(size=(400, 10)), (r.random(400) < 0.01).astype("float32"),
+                                     dyn("healthy_class_imbalance"))
+    yield "tiny_dataset", healthy("xor", np.array([[0, 0], [0, 1], [1, 0], [1, 1]], "float32"),
+                                  np.array([0, 1, 1, 0], "float32"), dyn("healthy_tiny_overfit"))
+    yield "large_finite_loss", healthy("prices", Xp, 2e5 + 3e5 * Xp[:, :1] + r.normal(0, 2e4, (256, 1)),
+                                       dyn("healthy_large_loss_prices"))
+    yield "onehot_bias_dataframe", healthy("onehot", onehot, r.integers(0, 2, 300), dyn("healthy_adam_mlp"))
+    yield "raw_uint8_images", healthy("imgs", imgs, r.integers(0, 2, 64), dyn("healthy_cnn_bn_dropout"))
+    yield "noisy_sgd_momentum", healthy("sgd", r.normal(size=(512, 20)), r.normal(size=(512, 1)),
+                                        dyn("healthy_noisy_sgd_momentum"))
+    yield "sgd_lr_0p1", healthy("sgd1", r.random((256, 8)), r.random((256, 1)), dyn("healthy_sgd_lr0p1"))
+    yield "constant_batch_batchnorm", healthy("p06", np.ones((100, 10), "float32") * 5, r.random((100, 1)),
+                                              dyn("healthy_adam_mlp"),
+                                              layers_config=[{"name": "batch_normalization",
+                                                              "class": "BatchNormalization", "config": {}}])
+    yield "saturated_sigmoid_all_zero_targets", healthy("f09", np.full((64, 10), 20.0, "float32"),
+                                                        np.zeros((64, 1), "float32"), dyn("healthy_adam_mlp"))
+
+
+@pytest.mark.parametrize("name,ev", list(_healthy_cases()), ids=[n for n, _ in _healthy_cases()])
+def test_healthy_training_gives_no_diagnosis_and_no_warnings(name, ev):
+    assert diagnose(ev) == ([], []), name
+
+
+def test_info_notes_are_not_alarms():
+    cases = dict(_healthy_cases())
+    notes = info_notes(cases["mixed_precision"])
+    assert any("skipped 2 step(s)" in n for n in notes)
+    assert any("Rescaling" in n for n in info_notes(cases["raw_uint8_images"]))
+    assert any("constant" in n for n in info_notes(cases["onehot_bias_dataframe"]))
+
+
+# ------------------------------------------------------------------------------------------------
+# contract
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("ev", [None, {}, {"first_nonfinite": {}}, {"data": None, "steps": None},
+                                {"first_nonfinite": {"op_type": "Log", "inputs": [{"min": "nan"}], "counts": None}},
+                                {"first_nonfinite": {"op_type": "RealDiv", "inputs": [None, 3]}, "data": [None, 1]},
+                                {"optimizer": "adam", "loss": "mse", "layers_config": "x", "nan_weights": [None]},
+                                {"steps": [{"step": "a", "loss": "b"}], "layers": [{"history": [{"step": None}]}]}])
+def test_malformed_evidence_never_raises(ev):
+    d, w = diagnose(ev)
+    assert isinstance(d, list) and isinstance(w, list)
+
+
+def test_schema_of_every_item():
+    evs = [p01_evidence(), p09_evidence(), lr_evidence(), outlier_evidence()]
+    for ev in evs:
+        d, w = diagnose(ev)
+        json.dumps([d, w], allow_nan=False)
+        assert d, ev
+        for x in d:
+            assert set(x) == {"cause", "confidence", "evidence", "fix"} and x["cause"] in CAUSES
+            assert 0.0 <= x["confidence"] <= 1.0 and isinstance(x["confidence"], float)
+            assert x["evidence"] and x["fix"] and any(ch.isdigit() for ch in x["evidence"])
+        assert [x["confidence"] for x in d] == sorted((x["confidence"] for x in d), reverse=True)
+        assert len({x["cause"] for x in d}) == len(d)
+        for x in w:
+            assert set(x) == {"cause", "evidence", "fix"} and x["cause"] in CAUSES
