@@ -332,7 +332,7 @@ class CommBroadcaster:
 # module-level API
 
 _broadcaster = CommBroadcaster()
-_registered_kernels: set = set()
+_announced_kernels: set = set()  # kernels where register() opened a comm to the frontend
 
 
 def sink() -> CommBroadcaster:
@@ -375,8 +375,9 @@ def register(ipython_shell: Any) -> bool:
     """Register the ``nanwatch`` comm target in this kernel (called by ``%load_ext nanwatch``).
 
     No-op outside a Jupyter kernel (plain IPython, scripts): returns False. Idempotent.
-    When called from a JupyterLab cell, also opens a comm to the frontend's ``nanwatch``
-    target (once per kernel), so an already-connected sidebar starts listening at once.
+    When called from a JupyterLab cell (the request carries a ``cellId``), also opens a comm
+    to the frontend's ``nanwatch`` target, once per kernel, so an already-connected sidebar
+    starts listening at once; headless runners (no ``cellId``) get no comm.
     """
     kernel = getattr(ipython_shell, "kernel", None)
     if kernel is None:
@@ -389,14 +390,13 @@ def register(ipython_shell: Any) -> bool:
         log.warning("nanwatch: could not register the comm target; the sidebar will not update", exc_info=True)
         return False
     key = id(kernel)
-    if key not in _registered_kernels:
-        _registered_kernels.add(key)
-        if "cellId" in _parent_metadata(kernel):
-            try:
-                channel = comm_pkg.create_comm(target_name=TARGET_NAME, data=_broadcaster.snapshot())
-                _broadcaster.attach(channel)
-            except Exception:
-                log.debug("nanwatch comm: could not open a comm to the frontend", exc_info=True)
+    if key not in _announced_kernels and "cellId" in _parent_metadata(kernel):
+        _announced_kernels.add(key)
+        try:
+            channel = comm_pkg.create_comm(target_name=TARGET_NAME, data=_broadcaster.snapshot())
+            _broadcaster.attach(channel)
+        except Exception:
+            log.debug("nanwatch comm: could not open a comm to the frontend", exc_info=True)
     return True
 
 

@@ -7,7 +7,7 @@ Schema 1 (keys always present; values may be null/empty):
   schema: 1
   status: "healthy" | "warning" | "nonfinite" | "error"
   mode: "exact" | "fast"
-  run: {id, cell, started, duration_s, steps, epochs, stopped, notes: [str], error: str|None}
+  run: {id, cell, started, duration_s, nan_to_report_s, steps, epochs, stopped, notes: [str], error: str|None}
   first_nonfinite: null | {
      op_type, op_name, output_slot, phase, layer, step, epoch,
      counts: {nan, pos_inf, neg_inf, size},
@@ -94,6 +94,7 @@ class Report:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     started: float = field(default_factory=time.time)
     duration_s: float | None = None
+    nan_to_report_s: float | None = None   # from the failing step to the complete report
     # Not in the schema: things the user can take back (fast mode's rewind).
     bad_batch: Any = None
     _pre_nan_weights: Any = None
@@ -135,6 +136,7 @@ class Report:
                 "cell": self.cell,
                 "started": self.started,
                 "duration_s": self.duration_s,
+                "nan_to_report_s": self.nan_to_report_s,
                 "steps": (max(steps) + 1) if steps else 0,
                 "epochs": (max(epochs) + 1) if epochs else 0,
                 "stopped": self.stopped,

@@ -71,6 +71,7 @@ class WatchSession:
         self._saved_tape_gradient = None
         self._entered = False
         self._modes: set = set()
+        self._t_detected: float | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
     def __enter__(self):
@@ -193,6 +194,14 @@ class WatchSession:
         with self.probe.paused():
             yield
 
+    @contextlib.contextmanager
+    def probe_detached(self):
+        if self.probe is None:
+            yield
+            return
+        with self.probe.detached():
+            yield
+
     def on_model(self, model):
         """First sight of a Keras model in this cell: weights already non-finite? optimizer? loss?"""
         weights = self.hooks.layer_of_variable if self.hooks else {}
@@ -259,6 +268,7 @@ class WatchSession:
 
     def on_graph_failure(self, model, kind, data, detection: Detection, step):
         """A check failed inside a Keras step function: replay it for the numbers, then report."""
+        self._t_detected = time.perf_counter()
         self.report.bad_batch = _numpy_structure(data)
         if kind == "train":
             with self.probe_paused():
@@ -291,6 +301,7 @@ class WatchSession:
     def _record_detection(self, detection: Detection, replayed=None, reproduced=None, weight=None):
         if self.detection is not None:
             return
+        self._t_detected = self._t_detected or time.perf_counter()
         self.detection = detection
         if detection.op_type == "ReadVariableOp" and weight is None:
             weight = self._nonfinite_variable()
@@ -330,6 +341,10 @@ class WatchSession:
     def on_sentinel_trip(self, model, kind, data, step, reason: str, update_skipped: bool) -> bool:
         """Fast mode saw a non-finite step: replay it exactly. Returns whether the update was skipped
         (then the caller applies the step unchecked, as the user's own run would have)."""
+        self._t_detected = time.perf_counter()
+        self.check_batch(model, kind, data, step)   # bad data: reported with its rows (raises when stopping)
+        if self.detection is not None:
+            return update_skipped
         self.report.bad_batch = _numpy_structure(data)
         if kind == "train" and update_skipped:
             with self.probe_paused():
@@ -378,9 +393,10 @@ class WatchSession:
         elif kind == "train" and step % self.options.stats_every == 0:
             self._layer_stats(model, step, None)
         if kind == "predict":
-            return
+            return None
         self.report.steps.append(record)
         self._emit("step", record)
+        return record
 
     def _layer_stats(self, model, step, grad_norms):
         """Weight norms (numpy) and gradient norms (from the step) per layer, every N steps."""
@@ -430,6 +446,8 @@ class WatchSession:
         except Exception as exc:
             self.note(f"the diagnosis failed: {type(exc).__name__}: {exc}"[:300])
         report.finish()
+        if self._t_detected is not None:
+            report.nan_to_report_s = round(time.perf_counter() - self._t_detected, 3)
         _last_report[0] = report
         if report.first_nonfinite is not None:
             self._emit("first_nonfinite", report.first_nonfinite, report.diagnosis)

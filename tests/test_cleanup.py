@@ -24,9 +24,8 @@ def _state():
                               (BaseOptimizer, keras.optimizers.Adam, keras.optimizers.SGD)},
         "run_eagerly": tf.config.functions_run_eagerly(),
         "policy": keras.config.dtype_policy().name,
-        # nanwatch writes nothing to disk: no temp entries of ours, no file left open
-        "temp_entries": sorted(p for p in glob.glob(os.path.join(tempfile.gettempdir(), "*"))
-                               if "nanwatch" in os.path.basename(p) and "ipython" not in p or "tfdbg" in p),
+        # nanwatch writes nothing to disk (the fixture gives this process a private temp dir)
+        "temp_entries": sorted(glob.glob(os.path.join(tempfile.gettempdir(), "*"))),
         "open_fds": len(os.listdir("/proc/self/fd")),
     }
 
@@ -41,7 +40,15 @@ model.fit(X, y, epochs=1, verbose=0)
 
 
 @pytest.fixture(autouse=True, scope="module")
-def warm(shell):
+def private_tempdir():
+    saved = tempfile.tempdir
+    tempfile.tempdir = tempfile.mkdtemp(prefix="cleanup-test-")
+    yield tempfile.tempdir
+    tempfile.tempdir = saved
+
+
+@pytest.fixture(autouse=True, scope="module")
+def warm(shell, private_tempdir):
     """TensorFlow (threads) and matplotlib (its font cache keeps fonts open) open files on first
     use: do that once before measuring, so the comparisons see only what a watched run leaves."""
     assert shell.run_cell(HEALTHY).success

@@ -191,22 +191,31 @@ class KerasHooks:
                     outputs[_OK_KEY] = captured["ok"]
             return outputs
 
-        def trace():
-            traced = one_step_on_data
-            if not getattr(model, "run_eagerly", False):
-                traced = tf.function(one_step_on_data, reduce_retracing=True, jit_compile=False)
-            if hasattr(model, "_autoconvert_optionals"):
-                traced = model._autoconvert_optionals(traced)
-            return traced
+        def trace(fn):
+            if getattr(model, "run_eagerly", False):
+                return fn
+            return tf.function(fn, reduce_retracing=True, jit_compile=False)
 
+        on_data = one_step_on_data
+        if hasattr(model, "_autoconvert_optionals"):
+            on_data = model._autoconvert_optionals(on_data)
+
+        @tf.autograph.experimental.do_not_convert
+        def fetch_and_step(iterator):
+            """Fast mode: the batch is fetched inside the graph, as Keras does, and handed back."""
+            data = iterator.get_next()
+            return on_data(data), data
+
+        traced = trace(on_data)
+        traced_fetch = trace(fetch_and_step) if flavour == "fast" and kind != "predict" else None
         if flavour != "exact":
-            # Traced with the probe paused: no per-op checks inside.
-            traced = _PausedTrace(trace(), self.session)
-        else:
-            traced = trace()
+            # Traced and run with the op callback off: no per-op checks inside, no per-op cost.
+            traced = _Unchecked(traced, self.session)
+            traced_fetch = _Unchecked(traced_fetch, self.session) if traced_fetch else None
         if flavour == "plain":
             return traced
         self.session.used_mode(flavour)
+        session = self.session
 
         if kind == "predict":
             def predict_function(batches):
@@ -221,7 +230,15 @@ class KerasHooks:
         def function(iterator):
             outputs = None
             for _ in range(max(1, int(getattr(model, "steps_per_execution", 1) or 1))):
-                with hooks.session.probe_paused():
+                continuing = session.detection is not None and not session.options.stop
+                if traced_fetch is not None and not continuing and isinstance(iterator, tf.data.Iterator):
+                    try:
+                        out, data = traced_fetch(iterator)
+                    except tf.errors.OutOfRangeError:
+                        break
+                    outputs = hooks._finish_step(model, kind, session.begin_step(model, kind), out, data, flavour)
+                    continue
+                with session.probe_detached():
                     data = _next_batch(iterator)
                 if data is None:
                     break
@@ -281,16 +298,20 @@ class KerasHooks:
             self.session.grad_variables[id(model)] = [v for _, v in captured["pairs"]]
 
     def _run_step(self, model, kind, traced, data, flavour):
-        """One step: check the batch, run it, catch what went non-finite, record stats."""
+        """One step: run it, catch what went non-finite, record stats.
+
+        exact: the batch is checked in numpy first, every op in the graph is checked.
+        fast: nothing per op; the sentinel's verdict (gradients, loss, metrics, outputs)
+        is read after the step, and only a tripped step gets the batch check and the replay.
+        """
         import tensorflow as tf
 
         session = self.session
         step = session.begin_step(model, kind)
         fn = traced
         if session.detection is not None and not session.options.stop:
-            fn = self._plain_function(model, kind)
-            flavour = "plain"
-        else:
+            fn, flavour = self._plain_function(model, kind), "plain"
+        elif flavour == "exact":
             session.check_batch(model, kind, data, step)
         try:
             outputs = fn(data)
@@ -299,25 +320,21 @@ class KerasHooks:
             if detection is None:
                 raise
             session.on_graph_failure(model, kind, data, detection, step)  # raises NonFiniteFound when stopping
-            outputs = self._plain_function(model, kind)(data)
-            flavour = "plain"
-        grad_sq, ok = None, None
-        if isinstance(outputs, dict) and (_GRAD_KEY in outputs or _OK_KEY in outputs):
-            outputs = dict(outputs)
-            grad_sq = outputs.pop(_GRAD_KEY, None)
-            ok = outputs.pop(_OK_KEY, None)
+            outputs, flavour = self._plain_function(model, kind)(data), "plain"
+        return self._finish_step(model, kind, step, outputs, data, flavour)
+
+    def _finish_step(self, model, kind, step, outputs, data, flavour):
+        """Statistics of a step that ran; in fast mode, the sentinel's verdict."""
+        session = self.session
+        outputs, grad_sq, ok = _split_extras(outputs)
+        record = session.end_step(model, kind, step, outputs, grad_sq)
         if flavour == "fast":
-            reason = _sentinel_trip(kind, outputs, ok, loss_scaled=hasattr(getattr(model, "optimizer", None),
-                                                                          "inner_optimizer"))
-            if reason:
-                # raises NonFiniteFound when stopping; returns whether the update was skipped
-                skipped = session.on_sentinel_trip(model, kind, data, step, reason, update_skipped=ok is not None)
-                if skipped:
-                    outputs = self._plain_function(model, kind)(data)
-                    grad_sq = None
-                    if isinstance(outputs, dict):
-                        outputs = {k: v for k, v in outputs.items() if k not in (_GRAD_KEY, _OK_KEY)}
-        session.end_step(model, kind, step, outputs, grad_sq)
+            loss_scaled = hasattr(getattr(model, "optimizer", None), "inner_optimizer")
+            reason = _sentinel_trip(kind, outputs, record, ok, loss_scaled)
+            if reason and session.on_sentinel_trip(model, kind, data, step, reason,
+                                                   update_skipped=ok is not None and not loss_scaled):
+                # --no-stop: apply the skipped step unchecked, as the user's own run would have
+                outputs, _, _ = _split_extras(self._plain_function(model, kind)(data))
         return outputs
 
     def _plain_function(self, model, kind):
@@ -329,27 +346,41 @@ class KerasHooks:
         return self._plain[key]
 
 
-class _PausedTrace:
-    """Calls a step function with the probe paused, so tracing adds no per-op checks."""
+class _Unchecked:
+    """Calls a step function with the op callback off: tracing adds no per-op checks, and
+    running it pays no per-op callback cost (TF sends every eager op through Python while
+    any op callback is registered)."""
 
     def __init__(self, fn, session):
         self.fn, self.session = fn, session
 
     def __call__(self, data):
-        with self.session.probe_paused():
+        with self.session.probe_detached():
             return self.fn(data)
 
 
-def _sentinel_trip(kind, outputs, ok, loss_scaled) -> str | None:
+def _split_extras(outputs):
+    """(logs, per-variable gradient sum of squares / 2, all-finite flag) from a step's outputs."""
+    if isinstance(outputs, dict) and (_GRAD_KEY in outputs or _OK_KEY in outputs):
+        outputs = dict(outputs)
+        return outputs, outputs.pop(_GRAD_KEY, None), outputs.pop(_OK_KEY, None)
+    return outputs, None, None
+
+
+def _sentinel_trip(kind, outputs, record, ok, loss_scaled) -> str | None:
     """Why the fast-mode sentinel trips on this step's results (None: healthy)."""
     if ok is not None and not loss_scaled and not bool(stats.to_numpy(ok)):
         return "non-finite gradients"
-    values = outputs.values() if isinstance(outputs, dict) else [outputs]
-    import tensorflow as tf
-    for value in tf.nest.flatten(list(values)):
-        arr = stats.to_numpy(value)
-        if arr is not None and not stats.all_finite(arr):
-            return "non-finite outputs" if kind == "predict" else "a non-finite loss or metric"
+    if kind == "predict":
+        import tensorflow as tf
+        for value in tf.nest.flatten(outputs):
+            if not stats.all_finite(stats.to_numpy(value)):
+                return "non-finite outputs"
+        return None
+    if record is not None:
+        values = [record.get("loss")] + list(record.get("metrics", {}).values())
+        if any(v is not None and not np.isfinite(v) for v in values):
+            return "a non-finite loss or metric"
     return None
 
 

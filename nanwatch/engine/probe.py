@@ -138,6 +138,20 @@ class Probe:
             self._local.busy = before
 
     @contextlib.contextmanager
+    def detached(self):
+        """The callback unregistered for a while (re-registered after, if it was on)."""
+        from tensorflow.python.framework import op_callbacks
+        was = self._installed
+        if was:
+            self.uninstall()
+        try:
+            yield
+        finally:
+            if was:
+                op_callbacks.add_op_callback(self.callback)
+                self._installed = True
+
+    @contextlib.contextmanager
     def capturing(self, exc_type):
         """Checks on; the first detection is put in the yielded list and `exc_type` raised.
 
