@@ -329,8 +329,11 @@ def test_real_kernel_protocol(kernel, tmp_path):
     refused = fe.comm_open({"v": 1, "type": "hello"})
     fe.iopub_until(lambda m: m["msg_type"] == "comm_close" and m["content"]["comm_id"] == refused, 30)
 
-    # 2. %load_ext from a JupyterLab cell (cellId in the request): the kernel opens a comm with a snapshot
-    msgs = fe.run("%load_ext nanwatch", cell_id="cell-load")
+    # 2. %load_ext from a headless runner (no cellId, like nbclient): no comm is opened
+    msgs = fe.run("%load_ext nanwatch")
+    assert not [m for m in msgs if m["msg_type"] == "comm_open"]
+    # from a JupyterLab cell (cellId in the request): the kernel opens a comm with a snapshot
+    msgs = fe.run("%reload_ext nanwatch", cell_id="cell-load")
     opens = [m for m in msgs if m["msg_type"] == "comm_open" and m["content"]["target_name"] == "nanwatch"]
     assert len(opens) == 1
     assert opens[0]["content"]["data"] == {"v": 1, "type": "snapshot", "runs": [], "active": None}
