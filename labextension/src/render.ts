@@ -249,9 +249,29 @@ export function sparkline(doc: Document, values: Num[], title: string, width = 9
 // ------------------------------------------------------------------------------------
 // sections
 
-function statusBadge(doc: Document, status: RunStatus): HTMLElement {
-  const b = el(doc, 'span', `nanwatch-badge nanwatch-badge-${status}`, STATUS_LABELS[status]);
-  return b;
+/** The badge text: "NaN", or "Inf" when the first non-finite tensor held only infinities. */
+export function statusLabel(entry: IRunEntry): string {
+  const status = runStatus(entry);
+  const first = runFirst(entry);
+  if (first && (status === 'nonfinite' || status === 'running')) {
+    const c = first.counts;
+    const inf = (c.pos_inf ?? 0) + (c.neg_inf ?? 0);
+    return !(c.nan ?? 0) && inf > 0 ? 'Inf' : 'NaN';
+  }
+  return STATUS_LABELS[status];
+}
+
+function statusBadge(doc: Document, entry: IRunEntry): HTMLElement {
+  const status = runStatus(entry);
+  return el(doc, 'span', `nanwatch-badge nanwatch-badge-${first(entry) ? 'nonfinite' : status}`, statusLabel(entry));
+}
+
+function first(entry: IRunEntry): boolean {
+  return runFirst(entry) !== null && runStatus(entry) !== 'healthy';
+}
+
+function stepsText(n: number): string {
+  return `${n} step${n === 1 ? '' : 's'}`;
 }
 
 function runDuration(entry: IRunEntry, now: number | undefined): string {
@@ -292,9 +312,9 @@ function renderRunList(
     const meta = el(doc, 'span', 'nanwatch-run-meta');
     meta.append(
       el(doc, 'span', 'nanwatch-run-duration', runDuration(entry, opts.now)),
-      el(doc, 'span', 'nanwatch-run-steps', `${runStepCount(entry)} steps`)
+      el(doc, 'span', 'nanwatch-run-steps', stepsText(runStepCount(entry)))
     );
-    btn.append(statusBadge(doc, status), el(doc, 'span', 'nanwatch-run-cell', cellLabel(entry.cell)), meta);
+    btn.append(statusBadge(doc, entry), el(doc, 'span', 'nanwatch-run-cell', cellLabel(entry.cell)), meta);
     btn.addEventListener('click', () => handlers.onSelectRun(entry.id));
     li.appendChild(btn);
     ul.appendChild(li);
@@ -526,7 +546,7 @@ function renderLayers(doc: Document, layers: ILayerRecord[], culprit: string | n
     if (hasAct) {
       row.push(fmtNum(l.activation_norm, 3));
     }
-    row.push(nonfinite, series.length ? sparkline(doc, series, `${l.layer}: gradient norm per recorded step`, 60, 16) : '–');
+    row.push(nonfinite, series.length ? sparkline(doc, series, `${l.layer}: gradient norm per recorded step`, 48, 16) : '–');
     return row;
   });
   const headers = ['layer', '‖w‖', '‖grad‖', ...(hasAct ? ['‖act‖'] : []), 'NaN/Inf', 'trend'];

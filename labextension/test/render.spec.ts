@@ -152,3 +152,25 @@ describe('helpers', () => {
     expect(svg.querySelectorAll('.nanwatch-spark-bad')).toHaveLength(1);
   });
 });
+
+describe('status label', () => {
+  it('says Inf when the first non-finite tensor held only infinities, and counts steps', () => {
+    const store = new InspectorStore();
+    store.add('nb', 'x.ipynb');
+    const r = report('inf') as any;
+    r.first_nonfinite.counts = { nan: 0, pos_inf: 0, neg_inf: 78, size: 256 };
+    r.run.steps = 1;
+    const m = parseMessage({ v: 1, type: 'run_finished', report: r });
+    store.apply('nb', m!);
+    const node = renderState(document, store.get('nb'), store.current('nb'), {
+      onSelectRun: () => undefined,
+      onJump: () => undefined,
+      onCopy: () => true
+    });
+    const run = node.querySelector('.nanwatch-run') as HTMLElement;
+    expect(run.dataset.status).toBe('nonfinite');
+    expect(run.querySelector('.nanwatch-badge')!.textContent).toBe('Inf');
+    expect(run.textContent).toContain('1 step');
+    expect(run.textContent).not.toContain('1 steps');
+  });
+});

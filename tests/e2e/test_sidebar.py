@@ -1,23 +1,25 @@
 """End to end: the NaN inspector in a real JupyterLab, driven in headless Debian Chromium.
 
-A real `jupyter lab` on 127.0.0.1 (free port, token, temp root with copies of
-tests/e2e/notebooks), the extension as installed by `pip install` (scripts/setup.sh),
-Playwright's Python package driving /usr/bin/chromium. One test walks a user's path:
+A real `jupyter lab` on 127.0.0.1 (free port, token, temp root holding copies of
+example_notebooks/quickstart.ipynb and tests/e2e/notebooks/nan_log.ipynb), the extension as
+installed by `pip install` (scripts/setup.sh), Playwright's Python package driving
+/usr/bin/chromium. One test walks a user's path and asserts:
 
- 1. open nan_log.ipynb, open the sidebar: nanwatch is not loaded yet -> the %load_ext hint
- 2. Run All: the run shows up live (status "running", its step count growing) and ends as NaN
- 3. the first-NaN card names op Log, layer scorer, phase forward; the diagnosis names
-    log_of_nonpositive with its text; the layer table and the loss sparkline are there
- 4. a click on the source location makes the training cell the active one, in edit
-    mode, with the cursor on line 5 (`return tf.math.log(x)`), as the status bar says
- 5. open healthy.ipynb: the sidebar switches to it (hint, none of the first notebook's
-    runs); Run All there gives one healthy run
- 6. switch back: the NaN run is shown again
- 7. reload the page (a frontend that connects after the run): the run is back from the
+ 1. quickstart.ipynb open, sidebar open, nanwatch not loaded yet: the `%load_ext nanwatch` hint
+ 2. Run All: two runs listed, newest first: healthy (the fixed model), then NaN
+ 3. the NaN run: op `Log`, layer `log_scale`, phase `forward`, counts; diagnosis
+    `log_of_nonpositive` with its title, evidence and fix; layer table; source link "line 7"
+ 4. click the source link: the active cell is the one defining LogScale (index 3, not the
+    %%nanwatch cell, its prompt = the reported execution count), in edit mode, and the status
+    bar says "Ln 7, Col 9" (the cursor on `return tf.math.log(x)`)
+ 5. open nan_log.ipynb: the sidebar switches to it: its own hint, none of quickstart's runs
+ 6. Run All there: the entry is "running" with a growing step count (live), then NaN with
+    op Log, layer scorer, "Cell [2], line 5"
+ 7. back to quickstart: its two runs again
+ 8. reload the page (a frontend that connects after the runs): the runs are back from the
     kernel's snapshot
- 8. restart the first notebook's kernel: its runs are cleared (hint again); the second
-    notebook still has its healthy run
-Screenshots of each step go to artifacts/e2e/.
+ 9. restart nan_log's kernel: its runs are cleared (hint again); quickstart keeps its two
+No page error and no console error mentioning nanwatch. Screenshots: artifacts/e2e/.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
+EXAMPLE = ROOT / "example_notebooks" / "quickstart.ipynb"
 ARTIFACTS = ROOT / "artifacts" / "e2e"
 CHROMIUM = "/usr/bin/chromium"
 VENV_BIN = Path(sys.executable).parent
@@ -70,7 +73,7 @@ def lab():
     tmp = Path(tempfile.mkdtemp(prefix="nanwatch-e2e-"))
     root = tmp / "root"
     root.mkdir()
-    for nb in NOTEBOOKS.glob("*.ipynb"):
+    for nb in [EXAMPLE, NOTEBOOKS / "nan_log.ipynb"]:
         shutil.copy(nb, root / nb.name)
     settings = tmp / "settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
@@ -207,53 +210,44 @@ def test_sidebar_end_to_end(lab, browser):
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "nanwatch" in m.text.lower() else None)
     ui = UI(page, lab)
     try:
-        # 1. open the notebook and the sidebar: nanwatch not loaded in this kernel yet
-        page.goto(f"{lab['base']}/lab/tree/nan_log.ipynb?token={lab['token']}")
+        # 1. the example notebook, and the sidebar: nanwatch not loaded in this kernel yet
+        page.goto(f"{lab['base']}/lab/tree/quickstart.ipynb?token={lab['token']}")
         page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
         ui.open_sidebar()
         ui.wait_idle()
-        ui.wait_panel('.nanwatch-body[data-state="not-loaded"]')
+        ui.wait_panel('.nanwatch-body[data-notebook="quickstart.ipynb"][data-state="not-loaded"]')
         assert "%load_ext nanwatch" in ui.panel_text(".nanwatch-hint-load")
-        ui.shot("not-loaded-hint")
+        ui.shot("quickstart-not-loaded-hint")
 
-        # 2. run it: live "running" entry, then the NaN
+        # 2. Run All: the NaN run, then the fixed (healthy) run, newest first
         ui.run_all()
-        ui.wait_panel('.nanwatch-run[data-status="running"]', timeout=120_000)
-        # live: while the cell still runs, the entry counts steps (progress messages)
-        live = page.wait_for_function(
-            """() => { const r = document.querySelector('#nanwatch-inspector .nanwatch-run');
-                       if (!r) return null;
-                       if (r.dataset.status !== 'running') return 'finished first';
-                       const m = (r.textContent || '').match(/(\\d+) steps/);
-                       return m && Number(m[1]) > 0 ? 'live ' + m[1] : null; }""", timeout=120_000).json_value()
-        assert live.startswith("live"), live
-        ui.shot("live-progress")
-        ui.wait_panel('.nanwatch-run[data-status="nonfinite"]', timeout=180_000)
+        ui.wait_panel('.nanwatch-run[data-status="healthy"]', timeout=240_000)
         ui.wait_idle()
-        page.wait_for_timeout(300)
-        ui.shot("nan-run")
-
-        # 3. what the sidebar says
         runs = ui.runs()
-        assert len(runs) == 1 and runs[0]["status"] == "nonfinite", runs
-        assert "NaN" in runs[0]["text"] and "Cell [2]" in runs[0]["text"]
-        steps = int(re.search(r"(\d+) steps", runs[0]["text"]).group(1))
-        assert steps > 0
+        assert [r["status"] for r in runs] == ["healthy", "nonfinite"], runs
+        assert re.search(r"(NaN|Inf)Cell \[3\]", runs[1]["text"]) and re.search(r"\d+ steps?", runs[1]["text"]), runs
+
+        # 3. the NaN run: culprit op, layer, phase, cause
+        page.locator(f'{PANEL} .nanwatch-run[data-status="nonfinite"] button').click()
+        ui.wait_panel('.nanwatch-detail[data-status="nonfinite"]', timeout=10_000)
         assert ui.panel_text(".nanwatch-first-op") == "Log"
-        assert ui.panel_text(".nanwatch-first-layer") == "scorer"
+        assert ui.panel_text(".nanwatch-first-layer") == "log_scale"
         assert ui.panel_text(".nanwatch-first-phase") == "forward"
-        assert re.search(r"NaN \d+", ui.panel_text(".nanwatch-counts"))
+        assert re.search(r"(NaN|Inf) \d+", ui.panel_text(".nanwatch-counts"))
         cause = page.locator(f'{PANEL} .nanwatch-cause[data-cause="log_of_nonpositive"]')
         assert cause.count() == 1, ui.panel_text(".nanwatch-detail")
         assert "Log of a non-positive value" in cause.locator(".nanwatch-cause-title").text_content()
-        assert (cause.locator(".nanwatch-evidence").text_content() or "").strip()
+        assert "log" in (cause.locator(".nanwatch-evidence").text_content() or "").lower()
         assert (cause.locator(".nanwatch-fix-code").text_content() or "").strip()
         layers = page.eval_on_selector_all(f"{PANEL} .nanwatch-layer-table tbody tr", "rs => rs.map(r => r.dataset.layer)")
-        assert "proj" in layers, layers
-        assert page.locator(f"{PANEL} .nanwatch-loss .nanwatch-sparkline polyline").count() >= 1
-        assert ui.panel_text(".nanwatch-source-link") == "Cell [2], line 5"
+        assert "hidden" in layers, layers
+        link = ui.panel_text(".nanwatch-source-link")
+        assert re.fullmatch(r"Cell \[\d+\], line 7", link), link
+        assert "tf.math.log(x)" in ui.panel_text(".nanwatch-source-code")
+        ui.shot("quickstart-nan-run")
 
-        # 4. jump to the source line
+        # 4. jump: the cell that defines LogScale (not the %%nanwatch cell) becomes active,
+        #    in edit mode, the cursor on line 7 (`return tf.math.log(x)`)
         page.locator(f"{PANEL} .nanwatch-source-link").click()
         page.wait_for_function(
             """() => { const c = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell.jp-mod-active');
@@ -265,53 +259,67 @@ def test_sidebar_end_to_end(lab, browser):
                        return {index: cells.indexOf(c), prompt: c.querySelector('.jp-InputPrompt').textContent,
                                text: c.querySelector('.cm-content').textContent,
                                editMode: nb.classList.contains('jp-mod-editMode')}; }""")
-        assert active["index"] == 2, active
-        assert "[2]" in active["prompt"], active
-        assert "class Scorer" in active["text"], active
+        assert active["index"] == 3, active
+        assert "class LogScale" in active["text"] and "%%nanwatch" not in active["text"], active
+        assert active["prompt"].strip() == link.split(",")[0].replace("Cell ", "") + ":", active
         assert active["editMode"], active
         page.wait_for_function(
             """() => [...document.querySelectorAll('.jp-StatusBar-Widget *')]
-                 .some(e => /^\\s*Ln 5, Col \\d+\\s*$/.test(e.textContent || ''))""", timeout=10_000)
-        assert ui.status_bar_line_col() == [5, 9]  # first character of `return tf.math.log(x)`
-        ui.shot("jumped-to-line")
+                 .some(e => /^\\s*Ln 7, Col \\d+\\s*$/.test(e.textContent || ''))""", timeout=10_000)
+        assert ui.status_bar_line_col() == [7, 9]  # first character of `return tf.math.log(x)`
+        ui.shot("quickstart-jumped-to-line")
 
-        # 5. a second notebook: its own view, never the first one's runs
-        ui.open_from_browser("healthy.ipynb")
+        # 5. a second notebook: its own view (hint, none of the first notebook's runs)
+        ui.open_from_browser("nan_log.ipynb")
         ui.wait_idle()
-        ui.wait_panel('.nanwatch-body[data-notebook="healthy.ipynb"][data-state="not-loaded"]')
+        ui.wait_panel('.nanwatch-body[data-notebook="nan_log.ipynb"][data-state="not-loaded"]')
         assert ui.runs() == []
         ui.shot("second-notebook-hint")
-        ui.run_all()
-        ui.wait_panel('.nanwatch-run[data-status="healthy"]', timeout=180_000)
-        ui.wait_idle()
-        runs = ui.runs()
-        assert [r["status"] for r in runs] == ["healthy"], runs
-        assert page.locator(f"{PANEL} .nanwatch-first").count() == 0
-        ui.shot("second-notebook-healthy")
 
-        # 6. back to the first notebook: its NaN run again
-        ui.focus_notebook("nan_log.ipynb")
+        # 6. run it: live entry whose step count grows while the cell runs, then the NaN
+        ui.run_all()
+        ui.wait_panel('.nanwatch-run[data-status="running"]', timeout=120_000)
+        live = page.wait_for_function(
+            """() => { const r = document.querySelector('#nanwatch-inspector .nanwatch-run');
+                       if (!r) return null;
+                       if (r.dataset.status !== 'running') return 'finished first';
+                       const m = (r.textContent || '').match(/(\\d+) steps?/);
+                       return m && Number(m[1]) > 0 ? 'live ' + m[1] : null; }""", timeout=120_000).json_value()
+        assert live.startswith("live"), live
+        ui.shot("second-notebook-live")
+        ui.wait_panel('.nanwatch-run[data-status="nonfinite"]', timeout=180_000)
+        ui.wait_idle()
         assert [r["status"] for r in ui.runs()] == ["nonfinite"]
         assert ui.panel_text(".nanwatch-first-op") == "Log"
+        assert ui.panel_text(".nanwatch-first-layer") == "scorer"
+        assert ui.panel_text(".nanwatch-source-link") == "Cell [2], line 5"
+        ui.shot("second-notebook-nan")
 
-        # 7. a frontend that connects after the run: reload the page, the kernel's snapshot brings it back
+        # 7. back to the first notebook: its two runs, the NaN one still selected
+        ui.focus_notebook("quickstart.ipynb")
+        assert [r["status"] for r in ui.runs()] == ["healthy", "nonfinite"]
+        assert ui.panel_text(".nanwatch-first-layer") == "log_scale"
+
+        # 8. a frontend that connects after the runs: reload the page, the kernels' snapshots bring them back
         page.reload()
         page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
         ui.open_sidebar()
-        ui.focus_notebook("nan_log.ipynb")
+        ui.focus_notebook("quickstart.ipynb")
         ui.wait_panel('.nanwatch-run[data-status="nonfinite"]', timeout=30_000)
-        assert ui.panel_text(".nanwatch-first-layer") == "scorer"
+        assert [r["status"] for r in ui.runs()] == ["healthy", "nonfinite"]
         ui.shot("after-reload-snapshot")
 
-        # 8. restart the first notebook's kernel: its runs go, the other notebook keeps its own
+        # 9. restart the second notebook's kernel: its runs go, the first notebook keeps its own
+        ui.focus_notebook("nan_log.ipynb")
+        ui.wait_panel('.nanwatch-run[data-status="nonfinite"]', timeout=30_000)
         ui.menu("Kernel", "Restart Kernel…")
         page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept").click()
         ui.wait_panel('.nanwatch-body[data-notebook="nan_log.ipynb"][data-state="not-loaded"]', timeout=60_000)
         assert ui.runs() == []
         ui.shot("after-restart")
-        ui.focus_notebook("healthy.ipynb")
-        assert [r["status"] for r in ui.runs()] == ["healthy"]
-        ui.shot("second-notebook-kept")
+        ui.focus_notebook("quickstart.ipynb")
+        assert [r["status"] for r in ui.runs()] == ["healthy", "nonfinite"]
+        ui.shot("first-notebook-kept")
 
         assert not errors, errors
     except Exception:
