@@ -214,7 +214,7 @@ class CommBroadcaster:
             active = None
             if self._active is not None:
                 a = self._active
-                active = {"run": a["run"], "steps": list(a["steps"]), "layers": a["layers"],
+                active = {"run": a["run"], "steps": _clean(list(a["steps"])), "layers": a["layers"],
                           "first_nonfinite": a["first_nonfinite"], "diagnosis": a["diagnosis"]}
             return {"v": PROTOCOL_VERSION, "type": "snapshot", "runs": list(self._runs), "active": active}
 
@@ -256,7 +256,8 @@ class CommBroadcaster:
         with self._lock:
             if self._active is None:
                 return
-            record = _clean(record)
+            # kept raw (a shallow copy): made JSON-safe only when sent, so a step costs little
+            record = dict(record) if isinstance(record, dict) else {"step": None}
             self._active["steps"].append(record)
             self._pending_steps.append(record)
             if len(self._pending_steps) > MAX_PROGRESS_STEPS:
@@ -309,7 +310,8 @@ class CommBroadcaster:
         if self._active is None or (not self._pending_steps and not self._layers_dirty):
             return
         msg = {"v": PROTOCOL_VERSION, "type": "progress", "run_id": self._active["run"]["run_id"],
-               "steps": self._pending_steps, "layers": self._active["layers"] if self._layers_dirty else None}
+               "steps": _clean(self._pending_steps),
+               "layers": self._active["layers"] if self._layers_dirty else None}
         self._pending_steps = []
         self._layers_dirty = False
         self._last_progress = self._clock()
