@@ -173,6 +173,21 @@ def test_lookalike_log_of_zero_vs_nan_already_in_the_loss_input():
     assert "log_of_nonpositive" not in causes(d)
 
 
+def test_op_rules_when_the_input_values_were_not_captured():
+    """Graph failures inside a user tf.function: the engine knows the input was finite, not its values
+    (d18, measured with the real engine: input 'sequential_1/energy_1/Add:0 (AddV2): finite, min -, max -')."""
+    unknown = {"name": "sequential_1/energy_1/Add:0", "op_type": "AddV2", "finite": True, "min": None, "max": None}
+    expect = {"Log": "log_of_nonpositive", "Sqrt": "sqrt_of_negative", "Exp": "exp_overflow"}
+    for op, cause in expect.items():
+        d, _ = diagnose({"first_nonfinite": first(op, "loss", [unknown], code="loss = tf.reduce_mean(tf.math.log(e))")})
+        assert causes(d)[:1] == [cause] and 0.6 <= d[0]["confidence"] < 0.9, (op, d)
+        assert "not captured" in d[0]["evidence"]
+    d, _ = diagnose({"first_nonfinite": first("RealDiv", "forward", [dict(unknown), dict(unknown)])})
+    assert causes(d)[:1] == ["division_by_zero"]
+    log_fix = diagnose({"first_nonfinite": first("Log", "loss", [unknown], code="        loss = tf.reduce_mean(tf.math.log(e))")})[0][0]["fix"]
+    assert "`loss = tf.reduce_mean(tf.math.log(tf.clip_by_value(e, 1e-7, 1.0)))`" in log_fix
+
+
 def test_sqrt_of_negative_in_a_custom_layer():
     # zoo p03: tf.sqrt of a Dense projection (about half its values are negative)
     ev = {"call": "fit", "first_nonfinite": first("Sqrt", "forward", [inp(-2.3, 2.1, negatives=250, size=512)],
@@ -419,6 +434,17 @@ def test_predict_drift_after_scaled_training_d14():
     assert d == [] and "input_drift" in causes(w)
     drift = next(x for x in w if x["cause"] == "input_drift")
     assert "column 0" in drift["evidence"] and "scaler.transform(new)" in drift["fix"]
+
+
+def test_drift_when_one_cell_fits_then_predicts():
+    rng = np.random.default_rng(14)
+    raw = np.column_stack([rng.uniform(1000, 3000, 200), rng.uniform(0.1, 0.3, 200)])
+    fit_profile = profile_array("X", (raw - raw.mean(0)) / raw.std(0), "features")
+    new = np.array([[1500.0, 0.15], [2500.0, 0.25]])
+    ev = {"call": "predict", "train_ranges": training_ranges(fit_profile),
+          "data": [fit_profile, profile_array("y", rng.random(200), "targets"), profile_array("X", new, "features")]}
+    d, w = diagnose(ev)
+    assert "input_drift" in causes(w)
 
 
 def test_live_learning_rate_warning_before_nan():

@@ -147,3 +147,7 @@ def test_learning_rate_literals_are_floats_keras_accepts():
     assert D.lr_level({"class": "SGD", "learning_rate": 10.0}) == 2
     assert D.lr_level({"class": "Adam", "learning_rate": 0.001}) == 0
     assert D.lr_level({"class": "Adam", "learning_rate": 0.5}) == 2
+    # mixed precision wraps the optimizer: judge (and rewrite) the inner one
+    lso = {"class": "LossScaleOptimizer", "inner_class": "SGD", "learning_rate": 10.0, "loss_scale": True}
+    assert D.optimizer_family(lso) == "sgd" and D.lr_level(lso) == 2
+    assert D._optimizer_code(lso, 1.0) == "keras.optimizers.SGD(learning_rate=1.0, clipnorm=1.0)"

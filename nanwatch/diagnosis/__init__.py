@@ -79,7 +79,8 @@ def diagnose(evidence: dict) -> tuple:
     # predict-time drift
     tr = ctx.ev.get("train_ranges")
     if tr and ctx.call in ("predict", "evaluate", None):
-        for p in ctx.profiles_for(data_checks.FEATURE_ROLES):
+        # the predict inputs: the last full-array features profile (a cell may fit, then predict)
+        for p in reversed(ctx.profiles_for(data_checks.FEATURE_ROLES)):
             if p.get("batch") is None:
                 warnings.extend(drift.drift_warnings(tr, p))
                 break

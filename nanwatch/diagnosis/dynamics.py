@@ -85,8 +85,17 @@ def fmt_lr(v: float) -> str:
     return repr(v)
 
 
+def optimizer_class(optimizer: dict | None) -> str | None:
+    """The optimizer doing the updates (the inner one of a LossScaleOptimizer)."""
+    opt = optimizer or {}
+    cls = opt.get("class")
+    if str(cls).lower() == "lossscaleoptimizer" and opt.get("inner_class"):
+        return opt["inner_class"]
+    return cls
+
+
 def optimizer_family(optimizer: dict | None) -> str | None:
-    cls = ((optimizer or {}).get("class") or "").lower()
+    cls = (optimizer_class(optimizer) or "").lower()
     if not cls:
         return None
     if cls in ADAPTIVE or cls.startswith("adam"):
@@ -249,7 +258,7 @@ def _lr_signs(a: dict) -> list:
 
 
 def _optimizer_code(optimizer: dict | None, lr_new: float | None, clip: bool = True) -> str:
-    cls = (optimizer or {}).get("class") or "SGD"
+    cls = optimizer_class(optimizer) or "SGD"
     if cls.lower() == "lossscaleoptimizer":
         cls = "Adam"
     args = []
@@ -305,7 +314,7 @@ def _classify(a: dict, optimizer: dict | None, post_nan: bool) -> list:
     signs = _lr_signs(a)
     growth = _growth_text(a)
     lr = num((optimizer or {}).get("learning_rate"))
-    lr_txt = f"{(optimizer or {}).get('class') or 'optimizer'} learning_rate={fmt(lr)}" if lr is not None else "the learning rate"
+    lr_txt = f"{optimizer_class(optimizer) or 'optimizer'} learning_rate={fmt(lr)}" if lr is not None else "the learning rate"
     new_lr = _suggest_lr(optimizer, a)
     strong = len(signs)
     layer_txt = ""

@@ -190,6 +190,16 @@ def _input_text(i: dict, idx: int) -> str:
     return " ".join(parts) + (": " + ", ".join(stats) if stats else "")
 
 
+def _stats_unknown(i: dict) -> bool:
+    """The engine saw the input was finite but could not take its values (graph mode without replay)."""
+    return all(num(i.get(k)) is None for k in ("min", "max")) and not num(i.get("zeros")) \
+        and not num(i.get("negatives"))
+
+
+UNKNOWN_CONF = 0.75
+UNKNOWN_NOTE = " (its input values were not captured; the op itself can only make NaN/Inf from finite inputs this way)"
+
+
 def _where(ctx: Context) -> str:
     w = f"{ctx.op}"
     if ctx.layer:
@@ -300,13 +310,18 @@ def rule_log(ctx: Context) -> list:
     lo, zeros, negs = num(x.get("min")), num(x.get("zeros")) or 0, num(x.get("negatives")) or 0
     limit = -1.0 if ctx.op in ("Log1p", "Xlog1py") else 0.0
     bad = (lo is not None and lo <= limit) or (zeros > 0 and limit == 0.0) or negs > 0
-    if not bad and not (ctx.made_inf or ctx.made_nan):
+    unknown = _stats_unknown(x)
+    if not bad and not unknown and not (ctx.made_inf or ctx.made_nan):
         return []
     fname = "log1p" if "1p" in ctx.op else "log"
-    ev = f"{_where(ctx)} got {_input_text(x, 1 if x is not ctx.inputs[0] else 0)}: {fname}({'-1' if limit else '0'}) = -inf"
-    if lo is not None and lo < limit:
-        ev += f", {fname} of a negative number = NaN"
-    ev += "."
+    if unknown:
+        ev = (f"{_where(ctx)} turned a finite input into NaN/-Inf: its argument reached "
+              f"{'-1 or less' if limit else '0 or below'}{UNKNOWN_NOTE}.")
+    else:
+        ev = f"{_where(ctx)} got {_input_text(x, 1 if x is not ctx.inputs[0] else 0)}: {fname}({'-1' if limit else '0'}) = -inf"
+        if lo is not None and lo < limit:
+            ev += f", {fname} of a negative number = NaN"
+        ev += "."
     src_op = str(x.get("op_type") or "")
     if src_op in ("Relu", "Relu6"):
         ev += " Its input comes from a ReLU, which outputs exactly 0 for every negative pre-activation."
@@ -325,7 +340,7 @@ def rule_log(ctx: Context) -> list:
                 "(`CategoricalCrossentropy(from_logits=True)` for softmax outputs).")
     if src_op in ("Relu", "Relu6"):
         fix += " A probability should come from `activation=\"sigmoid\"`, not `\"relu\"`."
-    return [cand("log_of_nonpositive", 0.92, ev, fix)]
+    return [cand("log_of_nonpositive", UNKNOWN_CONF if unknown else 0.92, ev, fix)]
 
 
 def rule_sqrt(ctx: Context) -> list:
@@ -335,14 +350,17 @@ def rule_sqrt(ctx: Context) -> list:
         lo, zeros, negs = num(x.get("min")), num(x.get("zeros")) or 0, num(x.get("negatives")) or 0
         code = ctx.code or ""
         fixed = rewrite.guard_sqrt(code) if code else None
-        if (lo is not None and lo < 0) or negs > 0:
-            ev = f"{_where(ctx)} got {_input_text(x, 0)}: the square root of a negative number is NaN."
+        unknown = _stats_unknown(x)
+        if (lo is not None and lo < 0) or negs > 0 or (unknown and ctx.op == "Sqrt"):
+            ev = (f"{_where(ctx)} made NaN from a finite input: the square root of a negative number{UNKNOWN_NOTE}."
+                  if unknown else
+                  f"{_where(ctx)} got {_input_text(x, 0)}: the square root of a negative number is NaN.")
             fix = (f"{_line_ref(ctx).capitalize()} becomes: `{fixed.strip()}`." if fixed else
                    "Guard the argument: `tf.sqrt(tf.maximum(v, 1e-12))`.")
             if "reduce_mean(" in code and "square" not in code.lower() and "**" not in code:
                 fix += (" If this is an RMS / standard deviation, square first: "
                         "`tf.sqrt(tf.reduce_mean(tf.square(x), axis=-1, keepdims=True) + 1e-6)`.")
-            out.append(cand("sqrt_of_negative", 0.92, ev, fix))
+            out.append(cand("sqrt_of_negative", UNKNOWN_CONF if unknown else 0.92, ev, fix))
         elif ctx.op == "Rsqrt" and ((lo is not None and lo == 0) or zeros > 0):
             ev = f"{_where(ctx)} got {_input_text(x, 0)}: rsqrt(0) = 1/sqrt(0) = inf."
             fix = (f"{_line_ref(ctx).capitalize()} becomes: `{fixed.strip()}`." if fixed else
@@ -416,6 +434,9 @@ def rule_division(ctx: Context) -> list:
     elif tiny or ctx.made_inf or ctx.made_nan:
         conf = 0.7 if tiny else 0.55
         ev = f"{_where(ctx)}: the denominator ({_input_text(den, ctx.inputs.index(den))}) is (nearly) 0."
+    elif _stats_unknown(den):
+        conf = UNKNOWN_CONF
+        ev = f"{_where(ctx)} made NaN/Inf from finite inputs: its denominator reached 0{UNKNOWN_NOTE}."
     else:
         return []
     code = ctx.code or ""
@@ -444,11 +465,14 @@ def rule_exp(ctx: Context) -> list:
     hi = num(x.get("max"))
     dt = str(x.get("dtype") or ctx.dtype or "float32").replace("tf.", "")
     limit = EXP_LIMIT.get(dt, 88.72)
-    if hi is None or hi <= limit:
-        if not ctx.made_inf:
-            return []
-    ev = (f"{_where(ctx)} got inputs up to {_fmt(hi)}: exp(x) overflows {dt} above {limit:.4g} "
-          f"(exp({_fmt(hi)}) = inf).")
+    unknown = _stats_unknown(x)
+    if (hi is None or hi <= limit) and not ctx.made_inf and not unknown:
+        return []
+    if hi is None:
+        ev = f"{_where(ctx)} overflowed from a finite input: exp(x) is inf above {limit:.4g} in {dt}{UNKNOWN_NOTE}."
+    else:
+        ev = (f"{_where(ctx)} got inputs up to {_fmt(hi)}: exp(x) overflows {dt} above {limit:.4g} "
+              f"(exp({_fmt(hi)}) = inf).")
     unscaled = ctx.items("unscaled_input")
     if unscaled:
         ev += " The features feeding it are unscaled: " + unscaled[0]["evidence"]
@@ -463,7 +487,7 @@ def rule_exp(ctx: Context) -> list:
     if "softmax" not in fix and "logsumexp" not in fix:
         fix += (" If this is a softmax or log-sum-exp written by hand, use `tf.nn.softmax` / "
                 "`keras.ops.logsumexp` instead; if it is a rate, predict its log and keep the loss on the log scale.")
-    return [cand("exp_overflow", 0.92, ev, fix)]
+    return [cand("exp_overflow", UNKNOWN_CONF if hi is None else 0.92, ev, fix)]
 
 
 def rule_float16(ctx: Context) -> list:
