@@ -22,6 +22,19 @@ def evidence(rec, **extra):
     return dict({"steps": rec["steps"], "layers": rec["layers"], "optimizer": rec["optimizer"]}, **extra)
 
 
+def keras_logs(rec):
+    """The recording as nanwatch's engine streams a Keras fit: `loss` is the epoch's running mean
+    (Keras 3's loss tracker), the gradient norm is per step."""
+    out, total, n, epoch = [], 0.0, 0, None
+    for s in rec["steps"]:
+        if s["epoch"] != epoch:
+            total, n, epoch = 0.0, 0, s["epoch"]
+        loss = D.num(s["loss"])
+        total, n = total + loss, n + 1
+        out.append(dict(s, loss=total / n))
+    return dict(rec, steps=out)
+
+
 def prefix(rec, k):
     return rec["steps"][:k], [dict(l, history=l["history"][:k]) for l in rec["layers"]]
 
@@ -43,6 +56,24 @@ def test_healthy_runs_never_alarm_at_any_step(name):
     assert D.candidates(evidence(rec)) == []
     step, w = first_early_warning(rec)
     assert w is None, (name, step, w)
+
+
+@pytest.mark.parametrize("name", HEALTHY + ["outlier_1e10_adam"])
+def test_no_alarm_with_running_mean_losses(name):
+    """As Keras logs it, one bad batch keeps the epoch's mean loss high until the epoch ends."""
+    rec = keras_logs(load(name))
+    assert D.candidates(evidence(rec)) == []
+    assert D.early_warnings(rec["steps"], rec["layers"], rec["optimizer"]) == []
+
+
+@pytest.mark.parametrize("name,cause", [("lr_sgd10_mlp", "learning_rate_too_high"),
+                                        ("lr_sgd1_deep_mlp", "learning_rate_too_high"),
+                                        ("explode_rnn_relu", "exploding_gradients")])
+def test_causes_hold_with_running_mean_losses(name, cause):
+    rec = keras_logs(load(name))
+    assert D.candidates(evidence(rec))[0]["cause"] == cause
+    step, w = first_early_warning(rec)
+    assert w is not None and w["cause"] == cause
 
 
 def test_sgd_learning_rate_10_is_learning_rate_too_high():

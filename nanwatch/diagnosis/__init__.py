@@ -85,9 +85,17 @@ def diagnose(evidence: dict) -> tuple:
                 warnings.extend(drift.drift_warnings(tr, p))
                 break
     if not ctx.has_fn:
-        warnings.extend(dynamics.early_warnings(ctx.ev.get("steps"), ctx.ev.get("layers"), ctx.optimizer,
-                                                ctx.dtype_policy,
-                                                {k: v.get("class") for k, v in ctx.layer_cfg.items()}))
+        early = dynamics.early_warnings(ctx.ev.get("steps"), ctx.ev.get("layers"), ctx.optimizer,
+                                        ctx.dtype_policy, {k: v.get("class") for k, v in ctx.layer_cfg.items()})
+        outlier = [w for w in warnings if w["cause"] in ("outlier_input", "outlier_target")]
+        if early and outlier and (ctx.dyn.get("sudden") or ctx.dyn.get("spikes")):
+            # a gradient that jumps on one batch is that batch's data, not an optimisation problem
+            outlier[0]["evidence"] += (" Training shows it: " + _jump_text(ctx.dyn) + ".")
+            early = []
+        warnings.extend(early)
+    if any(w["cause"] == "input_drift" for w in warnings):
+        # predict inputs off the training scale: the drift warning says it better than "unscaled"
+        warnings = [w for w in warnings if w["cause"] != "unscaled_input"]
     warnings.extend(rules.warn_large_initial_weights(ctx))
     in_diag = {d["cause"] for d in diagnosis}
     out, seen = [], set()
@@ -97,6 +105,16 @@ def diagnose(evidence: dict) -> tuple:
         seen.add((w["cause"], w["evidence"]))
         out.append(w)
     return diagnosis, out
+
+
+def _jump_text(a: dict) -> str:
+    if a.get("spikes"):
+        return (f"the gradient norm jumped >1000x its start on step{'s' if len(a['spikes']) > 1 else ''} "
+                f"{', '.join(map(str, a['spikes'][:5]))} and fell back on the next")
+    g, b = a.get("grad_peak"), a.get("grad_baseline")
+    if g and b:
+        return f"the gradient norm jumped {dynamics.fmt(g / b)}x in one step (step {a.get('grad_peak_step')})"
+    return "the gradient norm jumped in one step"
 
 
 def info_notes(evidence: dict) -> list:

@@ -27,7 +27,9 @@ Thresholds:
   median of the first 3) and
   stays there to the end / to the NaN, or the loss does (>= 100x baseline, sustained 3 steps).
 - early warning (no NaN yet): gradient >= 1000x baseline, or rising 4+ steps in a row by >= 10x
-  overall and >= 10x baseline; or loss >= 100x baseline and >= 10x baseline for the last 3 steps.
+  overall and >= 10x baseline; or loss >= 100x baseline and >= 10x baseline for the last 3 steps
+  while the last gradient norm is still >= 10x its baseline (Keras logs the loss as the epoch's
+  running mean, so after one bad batch the loss stays high while the per-step gradient is back).
 - learning-rate signature: a weight norm multiplied >= 5x in one step before the gradient
   exploded, or (SGD) lr * |g| / |w| >= 5 at step 0, or an unusual learning rate (SGD >= 1.0,
   adaptive optimizers >= 0.1).
@@ -193,6 +195,10 @@ def analyze(steps, layers=None, optimizer=None, dtype_policy=None, layer_classes
                 run, i = run + 1, i - 1
             out["rising_run"] = run
             out["rising_growth"] = G[-1][1] / G[i][1] if G[i][1] > 0 else 1.0
+            # Keras reports the loss as the epoch's running mean: one bad batch keeps it high until the
+            # epoch ends. The gradient norm is per step; a loss alarm needs the gradient still elevated.
+            if G[-1][1] < 10 * gb:
+                out["loss_sustained"] = False
             # explosion: >= 100x baseline and still there at the end (or a NaN right after)
             ends_high = G[-1][1] >= EXPLODE_FACTOR * gb
             if ends_high or out["loss_sustained"]:

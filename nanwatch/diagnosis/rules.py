@@ -260,20 +260,21 @@ def rule_nonfinite_data(ctx: Context) -> list:
 
 
 def _loc_text(loc: dict) -> str:
-    parts = []
-    src = loc.get("source")
-    rows = loc.get("array_rows") or loc.get("rows")
+    """'X row 5, column 2 (batch 0)' when the rows of the user's array are known, else
+    'row 6 of batch 4 of y'."""
+    src = loc.get("source") or "the data"
+    cols = list(dict.fromkeys(loc.get("columns") or []))[:5]
+    col_txt = f", column{'s' if len(cols) > 1 else ''} {', '.join(map(str, cols))}" if cols else ""
+    arows = list(dict.fromkeys(loc.get("array_rows") or []))[:5]
+    rows = list(dict.fromkeys(loc.get("rows") or []))[:5]
+    batch = loc.get("batch")
+    if arows:
+        txt = f"{src} row{'s' if len(arows) > 1 else ''} {', '.join(map(str, arows))}{col_txt}"
+        return txt + (f" (batch {batch})" if batch is not None else "")
     if rows:
-        rows = list(rows)[:5]
-        parts.append(f"row{'s' if len(rows) > 1 else ''} {', '.join(map(str, rows))}")
-    cols = loc.get("columns")
-    if cols:
-        parts.append(f"column{'s' if len(cols) > 1 else ''} {', '.join(map(str, list(cols)[:5]))}")
-    if src:
-        parts.append(f"of {src}")
-    if loc.get("batch") is not None:
-        parts.append(f"(batch {loc['batch']})")
-    return " ".join(parts) or "the input data"
+        where = f" of batch {batch}" if batch is not None else ""
+        return f"row{'s' if len(rows) > 1 else ''} {', '.join(map(str, rows))}{where} of {src}{col_txt}"
+    return src + (f" (batch {batch})" if batch is not None else "")
 
 
 def rule_nan_weights(ctx: Context) -> list:
@@ -289,8 +290,10 @@ def rule_nan_weights(ctx: Context) -> list:
     else:
         conf = 0.85
         layer = ctx.layer
-        ev = (f"The first non-finite tensor is a variable read ({ctx.op}"
-              + (f" in layer '{ctx.layer}'" if ctx.layer else "") + "): the weights were NaN/Inf before this step.")
+        var = (ctx.data_loc or {}).get("variable") or (ctx.fn.get("variable") if isinstance(ctx.fn.get("variable"), str) else None)
+        what = f"'{layer}'.{var}" if layer and var else (f"layer '{layer}'" if layer else "a weight")
+        ev = (f"The first non-finite tensor is a variable read ({ctx.op} of {what}): the weights were "
+              f"NaN/Inf before this step.")
     if ctx.call == "predict" or ctx.call == "evaluate":
         ev += f" {ctx.call}() only reads them."
     fix = (f"The model's weights are corrupted (most likely by an earlier run that went NaN). Rebuild the model "
@@ -326,15 +329,15 @@ def rule_log(ctx: Context) -> list:
     if src_op in ("Relu", "Relu6"):
         ev += " Its input comes from a ReLU, which outputs exactly 0 for every negative pre-activation."
     code = ctx.code or ""
-    prob = ctx.phase == "loss" or any(h in code.lower() for h in PROB_HINTS)
+    handmade_ce = "log(" in code and any(h in code for h in ("1 -", "1-", "y_true", "y *", "labels"))
+    prob = handmade_ce or any(h in code.lower() for h in PROB_HINTS)
     fixed = rewrite.clip_log(code, probability=prob) if code else None
     if fixed:
         fix = f"Keep the argument of the log positive; {_line_ref(ctx)} becomes: `{fixed.strip()}`."
     else:
         fix = ("Keep the argument of the log positive: `tf.math.log(tf.clip_by_value(p, 1e-7, 1.0))` for a "
                "probability, `tf.math.log(tf.maximum(x, 1e-7))` otherwise.")
-    handmade_ce = "log(" in code and ("1 -" in code or "1-" in code or "y_true" in code or "* tf.math.log" in code)
-    if ctx.phase == "loss" or handmade_ce:
+    if handmade_ce:
         fix += (" Better: let Keras compute the cross-entropy stably from logits: drop the final "
                 "`activation=\"sigmoid\"` and use `loss=keras.losses.BinaryCrossentropy(from_logits=True)` "
                 "(`CategoricalCrossentropy(from_logits=True)` for softmax outputs).")
@@ -572,8 +575,13 @@ def rule_large_initial_weights(ctx: Context) -> list:
         return []
     early = ctx.step is not None and ctx.step <= 2
     overflowish = ctx.has_fn and ctx.inputs_finite and (ctx.op in OVERFLOW_OPS or ctx.made_inf)
+    ratio = max((f.get("ratio") or 0) for f in found)
+    config_only = all(f.get("ratio") is None for f in found)
     if ctx.has_fn:
-        conf = 0.88 if early and overflowish else 0.7 if early else 0.45
+        if early and overflowish:
+            conf = 0.88 if ratio >= 100 or config_only else 0.6
+        else:
+            conf = 0.7 if early and (ratio >= 100 or config_only) else 0.45
     else:
         return []  # warnings come from warn_large_initial_weights
     ev = _liw_text(found)
