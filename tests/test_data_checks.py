@@ -111,6 +111,8 @@ def test_sequences_and_images_report_sample_rows():
     img[2, 0, 0, 0] = np.inf
     q = profile_array("images", img, "features")
     assert q["layout"] == "image" and col(q, 0)["pos_inf"] == 2 and col(q, 0)["pos_inf_rows"] == [2]
+    assert "channel 0 of images has 2 +Inf, at row 2" in warn(q)[0]["evidence"]
+    assert "feature 1 of x has 1 NaN, at row 7" in warn(p)[0]["evidence"]
 
 
 def test_batch_role_names_the_batch():
@@ -134,7 +136,7 @@ def test_seed004_1e10_outlier_is_reported_with_row_and_value():
     assert c["max_z"] > 1e8
     assert causes(p) == ["outlier_input"]  # not "unscaled": its typical values are ~10
     ev = warn(p)[0]["evidence"]
-    assert "1e+10 at row 0" in ev and "X" in ev
+    assert "1e10 at row 0" in ev and "X" in ev
 
 
 def test_outlier_in_a_sparse_column_and_not_in_a_flag_column():

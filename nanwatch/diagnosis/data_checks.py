@@ -354,6 +354,7 @@ def profile_array(name: str, data, role: str, max_rows=None, *, batch=None) -> d
         cols.append({
             "index": int(j),
             "name": names[j] if names else None,
+            "kind": {"image": "channel", "sequence": "feature"}.get(prof["layout"], "column"),
             "nan": int(nan_c[j]), "nan_rows": r.get("nan_rows", []),
             "pos_inf": int(pinf_c[j]), "pos_inf_rows": r.get("pos_inf_rows", []),
             "neg_inf": int(ninf_c[j]), "neg_inf_rows": r.get("neg_inf_rows", []),
@@ -407,10 +408,11 @@ def profile_inputs(name: str, data, role: str, max_rows=None, *, batch=None) -> 
 # warnings from one profile
 # --------------------------------------------------------------------------------------------
 def column_label(col: dict) -> str:
-    """'column 2 (x2)' or 'column 2' or "column 'price'"."""
+    """'column 2 (x2)' or 'column 2'; 'channel 0' for images, 'feature 1' for sequences (last axis)."""
+    kind = col.get("kind") or "column"
     if col.get("name") not in (None, ""):
-        return f"column {col['index']} ({col['name']})"
-    return f"column {col['index']}"
+        return f"{kind} {col['index']} ({col['name']})"
+    return f"{kind} {col['index']}"
 
 
 def _col_of(col: dict, prof: dict) -> str:

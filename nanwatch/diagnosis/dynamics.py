@@ -365,9 +365,11 @@ def _classify(a: dict, optimizer: dict | None, post_nan: bool) -> list:
 
 
 def _layer_classes(ev: dict) -> dict:
+    """{layer name: class name} from evidence["layers_config"] (a list of layer configs)."""
     out = {}
-    for c in ev.get("layers_config") or []:
-        if isinstance(c, dict) and c.get("name") or isinstance(c, dict) and c.get("layer"):
+    raw = ev.get("layers_config")
+    for c in raw if isinstance(raw, list) else []:
+        if isinstance(c, dict) and (c.get("name") or c.get("layer")):
             out[c.get("name") or c.get("layer")] = c.get("class") or c.get("class_name")
     return out
 

@@ -12,11 +12,10 @@ row next to an overflow); 0.3-0.6 plausible contributors.
 from __future__ import annotations
 
 import math
-import re
 
 from . import dynamics as dyn
 from . import rewrite
-from .data_checks import FEATURE_ROLES, OUTLIER_Z, TARGET_ROLES, _fmt, column_label, profile_warnings
+from .data_checks import FEATURE_ROLES, TARGET_ROLES, _fmt, column_label, profile_warnings
 
 DATA_OPS = {"Placeholder", "IteratorGetNext", "IteratorGetNextSync", "OptionalGetValue", "_Arg", "Const",
             "GatherV2", "TensorSliceDataset", "MapDataset", "BatchDatasetV2", "ParallelMapDatasetV2"}
