@@ -405,7 +405,7 @@ def test_panel_updates_at_most_about_10_per_second_per_widget_on_2000_steps(rate
     start = min(_when(m) for m in messages)
     end = max(_when(m) for m in messages)
     seconds = end - start
-    assert seconds > 2, f"the 2,000-step run took {seconds:.2f} s: too short to measure a rate"
+    assert seconds > 1, f"the 2,000-step run took {seconds:.2f} s: too short to measure a rate"
     per_widget = {cid: len(ts) for cid, ts in updates.items()}
     windows = {cid: _max_in_window(ts) for cid, ts in updates.items()}
     names = {cid: opened[cid]["data"]["state"].get("_model_name") for cid in updates}
@@ -413,8 +413,9 @@ def test_panel_updates_at_most_about_10_per_second_per_widget_on_2000_steps(rate
           f"widget updates: {sorted(per_widget.values(), reverse=True)} "
           f"({', '.join(sorted(set(names.values())))}); busiest 1 s window per widget: "
           f"{sorted(windows.values(), reverse=True)}")
+    # 10 Hz throttle: at most 11 flushes in a closed 1 s window, plus the final one at run_finished
     for cid, count in per_widget.items():
-        assert count / seconds <= 10.5, f"{names[cid]} sent {count} updates in {seconds:.2f} s"
+        assert count <= 10 * seconds + 2, f"{names[cid]} sent {count} updates in {seconds:.2f} s"
         assert windows[cid] <= 12, f"{names[cid]} sent {windows[cid]} updates within one second"
     # and it did update live, not only at the end: the progress widget follows the steps
     assert max(per_widget.values()) >= min(10, seconds * 2), per_widget
@@ -429,7 +430,8 @@ def test_all_comm_traffic_stays_far_below_jupyter_servers_limit(rate_run):
     assert any(m["msg_type"] == "comm_open" and m["content"].get("target_name") == "nanwatch"
                for m in rate_run["load"])
     assert sidebar, "the sidebar comm got no progress"
-    assert len(sidebar) / (_when(messages[-1]) - _when(messages[0])) <= 5.5
+    # progress at most 5 per second, plus run_started and run_finished
+    assert len(sidebar) <= 5 * (_when(messages[-1]) - _when(messages[0])) + 3
     everything = [_when(m) for m in messages]
     print(f"\niopub messages of the cell: {len(messages)} ({len(comm)} comm, {len(sidebar)} to the sidebar); "
           f"busiest 1 s window: {_max_in_window(everything)} messages")
