@@ -307,6 +307,16 @@ def test_speed_2e5_by_50_float32():
     assert elapsed < 2.0, elapsed  # measured ~0.1 s CPU on the dev box
 
 
+def test_speed_uint8_images_no_float_copy():
+    X = np.random.default_rng(0).integers(0, 256, (10_000, 32, 32, 3), dtype=np.uint8)
+    t = time.process_time()
+    p = profile_array("X", X, "features")
+    elapsed = time.process_time() - t
+    assert p["layout"] == "image" and [c["max"] for c in p["columns"]] == [255.0] * 3
+    assert elapsed < 1.0, elapsed  # measured 0.1 s CPU (50k CIFAR-sized images: 0.19 s; 2.3 s before the
+    #                                column-by-column reductions for narrow arrays)
+
+
 @pytest.mark.slow
 def test_speed_1e6_by_100_float32():
     X = np.random.default_rng(0).random((1_000_000, 100), dtype=np.float32)
