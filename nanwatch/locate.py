@@ -39,6 +39,13 @@ def merge_replay(graph: Detection, replayed: Detection | None) -> tuple[Detectio
     return graph, True
 
 
+def replica_of(device: str | None) -> int | None:
+    """`/job:localhost/replica:0/task:0/device:CPU:1` -> 1: the device index, which is the replica
+    id under a one-machine strategy (MirroredStrategy places replica i on its i-th device)."""
+    match = _DEVICE_RE.search(device or "")
+    return int(match.group(2)) if match else None
+
+
 def phase_of(det: Detection) -> str:
     if det.context == "data" or det.op_type in _WEIGHT_READS:
         return "input"
@@ -59,11 +66,7 @@ def first_nonfinite(det: Detection, *, step, epoch, layer_names=(), replayed=Non
     if det.counts is None and det.kind:
         counts = dict(counts, kind=det.kind)
     device = det.device or None
-    replica = None
-    if device:
-        match = _DEVICE_RE.search(device)
-        if match:
-            replica = int(match.group(2))
+    replica = replica_of(device)
     data = dict(det.data) if det.data else None
     if weight is not None:
         data = {"source": "weights", "layer": weight[0], "variable": weight[1],

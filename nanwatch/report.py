@@ -95,6 +95,7 @@ class Report:
     started: float = field(default_factory=time.time)
     duration_s: float | None = None
     nan_to_report_s: float | None = None   # from the failing step to the complete report
+    figures: bool = True                    # draw matplotlib figures in the HTML view
     # Not in the schema: things the user can take back (fast mode's rewind).
     bad_batch: Any = None
     _pre_nan_weights: Any = None
@@ -161,13 +162,14 @@ class Report:
 
     def to_html(self) -> str:
         from .views.html import render_html
-        return render_html(self.to_dict())
+        return render_html(self.to_dict(), figures=self.figures)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         data = self.to_dict()
         from .views.html import render_html
         from .views.text import render_text
-        return {"text/plain": render_text(data), "text/html": render_html(data), MIME_TYPE: compact(data)}
+        return {"text/plain": render_text(data), "text/html": render_html(data, figures=self.figures),
+                MIME_TYPE: compact(data)}
 
     def __repr__(self) -> str:
         first = self.first_nonfinite or {}

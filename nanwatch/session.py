@@ -52,7 +52,7 @@ class WatchSession:
     def __init__(self, options: Options, cells: CellMap | None = None, cell: int | None = None, sinks=()):
         self.options = options
         self.cells = cells or CellMap()
-        self.report = Report(mode="exact", cell=cell)   # "fast" once Keras steps ran under the sentinel
+        self.report = Report(mode="exact", cell=cell, figures=options.figures)   # "fast" once Keras steps ran fast
         self.sinks = list(sinks)
         self.detection: Detection | None = None
         self.probe: Probe | None = None
@@ -60,7 +60,6 @@ class WatchSession:
         self.tf = None
         self.epoch: int | None = None
         self.layer_names: set = set()
-        self.grad_variables: dict = {}
         self.train_step = 0
         self.batch_index = 0
         self.tape_steps = 0
@@ -71,6 +70,7 @@ class WatchSession:
         self._saved_tape_gradient = None
         self._entered = False
         self._modes: set = set()
+        self._loss_scales: dict = {}   # id(model) -> last dynamic loss scale (LossScaleOptimizer)
         self._t_detected: float | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -165,10 +165,10 @@ class WatchSession:
         original = cls.__dict__["gradient"]
         session = self
 
-        def gradient(tape, *args, **kwargs):
-            result = original(tape, *args, **kwargs)
+        def gradient(tape, target, *args, **kwargs):
+            result = original(tape, target, *args, **kwargs)
             if tf.executing_eagerly() and not session.call_stack:
-                session.tape_steps += 1
+                session.on_tape_gradient(target, result)
             return result
 
         gradient.__wrapped__ = original
@@ -182,6 +182,20 @@ class WatchSession:
             self._saved_tape_gradient = None
 
     # --- events from the engine -----------------------------------------------------------------
+    def on_tape_gradient(self, target, gradients):
+        """A custom loop's step: the loss it differentiated and the gradient norm, as a step record."""
+        step = self.tape_steps
+        self.tape_steps += 1
+        with self.probe_paused():
+            loss = _scalar(target) if getattr(target, "shape", None) is not None else None
+            squares = [float(np.sum(np.square(a.astype(np.float64)))) for a in
+                       (stats.to_numpy(getattr(g, "values", g)) for g in self.tf.nest.flatten(gradients)
+                        if g is not None) if a is not None and a.dtype.kind == "f"]
+        record = {"step": step, "epoch": None, "phase": "train", "loss": loss, "metrics": {},
+                  "grad_norm": float(np.sqrt(sum(squares))) if squares else None}
+        self.report.steps.append(record)
+        self._emit("step", record)
+
     def note(self, text: str):
         if text not in self.report.notes:
             self.report.notes.append(text)
@@ -212,9 +226,19 @@ class WatchSession:
                 entry = {"layer": layer, "variable": name, "counts": stats.counts(arr)}
                 if entry not in self.evidence["nan_weights"]:
                     self.evidence["nan_weights"].append(entry)
+        if not self.evidence["initial_weight_norms"] and self.hooks is not None:
+            # before any step of this cell: the weights as the cell found them
+            self.evidence["initial_weight_norms"] = _initial_norms(model, self.hooks.layer_of_variable)
         optimizer = getattr(model, "optimizer", None)
         if optimizer is not None and self.evidence["optimizer"] is None:
             self.evidence["optimizer"] = _optimizer_facts(optimizer)
+        if hasattr(optimizer, "inner_optimizer") and self.probe is not None:
+            self.probe.tolerated_phases |= {"backward", "optimizer"}
+            scale = _scalar(getattr(optimizer, "dynamic_scale", None)) if getattr(optimizer, "built", False) else None
+            self._loss_scales[id(model)] = scale if scale is not None else getattr(optimizer, "initial_scale", None)
+            self.note("mixed precision with a LossScaleOptimizer: Inf/NaN gradients are expected there and the "
+                      "optimizer skips those steps (counted below, not an alarm); nanwatch checks the forward pass, "
+                      "the loss and the metrics.")
         if self.evidence["loss"] is None and getattr(model, "loss", None) is not None:
             self.evidence["loss"] = _loss_facts(model.loss)
         policy = getattr(getattr(model, "dtype_policy", None), "name", None)
@@ -277,9 +301,9 @@ class WatchSession:
         if self.options.replay:
             from .engine.replay import replay_step
             try:
-                replayed = replay_step(model, kind, data, self.probe)
+                replayed = replay_step(model, kind, data, self.probe, replica=locate.replica_of(detection.device))
             except Exception as exc:
-                self.note(f"the eager replay of the failing step raised {type(exc).__name__}: {exc}"[:300])
+                self.note(f"the eager replay of the failing step raised {type(exc).__name__}: {str(exc)[:200]}")
         detection, reproduced = locate.merge_replay(detection, replayed)
         if self.options.replay and not reproduced:
             self.note("the eager replay of the failing step did not reproduce the same op "
@@ -338,7 +362,7 @@ class WatchSession:
         self._modes.add(flavour)
         self.report.mode = "fast" if self._modes == {"fast"} else "exact"
 
-    def on_sentinel_trip(self, model, kind, data, step, reason: str, update_skipped: bool) -> bool:
+    def on_sentinel_trip(self, model, kind, data, step, reason: str, update_skipped: bool, alarm: bool = True) -> bool:
         """Fast mode saw a non-finite step: replay it exactly. Returns whether the update was skipped
         (then the caller applies the step unchecked, as the user's own run would have)."""
         self._t_detected = time.perf_counter()
@@ -355,9 +379,15 @@ class WatchSession:
             try:
                 replayed = replay_step(model, kind, data, self.probe)
             except Exception as exc:
-                self.note(f"the exact replay of step {step} raised {type(exc).__name__}: {exc}"[:300])
+                self.note(f"the exact replay of step {step} raised {type(exc).__name__}: {str(exc)[:200]}")
         if replayed is not None:
             self._record_detection(replayed, replayed=True, reproduced=True)
+        elif not alarm:
+            # e.g. finite gradients whose squares overflow: a risk the replay shows was not realised
+            self.note(f"fast mode saw {reason} at step {step}; the exact replay found nothing non-finite, "
+                      "so the step was applied as usual.")
+            self.report._pre_nan_weights = None
+            return update_skipped
         else:
             self.note(f"fast mode saw {reason} at step {step}, but the exact replay of that step did not reproduce "
                       "it (random ops such as dropout draw anew): rerun the cell with --mode exact to pinpoint the op.")
@@ -392,11 +422,21 @@ class WatchSession:
                 self._layer_stats(model, step, norms)
         elif kind == "train" and step % self.options.stats_every == 0:
             self._layer_stats(model, step, None)
+        if kind == "train" and id(model) in self._loss_scales:
+            self._count_skipped_step(model)
         if kind == "predict":
             return None
         self.report.steps.append(record)
         self._emit("step", record)
         return record
+
+    def _count_skipped_step(self, model):
+        """A LossScaleOptimizer halves its scale when it skips a step with non-finite gradients."""
+        scale = _scalar(getattr(model.optimizer, "dynamic_scale", None))
+        previous = self._loss_scales.get(id(model))
+        if previous is not None and scale is not None and scale < previous:
+            self.evidence["fp16_skipped_steps"] = self.evidence.get("fp16_skipped_steps", 0) + 1
+        self._loss_scales[id(model)] = scale
 
     def _layer_stats(self, model, step, grad_norms):
         """Weight norms (numpy) and gradient norms (from the step) per layer, every N steps."""
@@ -411,7 +451,8 @@ class WatchSession:
                                                 "sum": 0.0, "sq": 0.0, "n": 0, "nan": 0, "inf": 0})
             _accumulate(entry, arr)
         if grad_norms is not None:
-            for var, gnorm in zip(self.grad_variables.get(id(model), []), grad_norms):
+            from .engine.keras_hooks import grad_variables
+            for var, gnorm in zip(grad_variables(model), grad_norms):
                 layer, _ = mapping.get(id(var), (None, None))
                 if layer in by_layer:
                     by_layer[layer]["g2"] = (by_layer[layer]["g2"] or 0.0) + float(gnorm) ** 2
@@ -429,8 +470,6 @@ class WatchSession:
                             "nan": e["nan"], "inf": e["inf"], "history": history})
         if records:
             self.report.layers = records
-            if step == 0 and not self.evidence["initial_weight_norms"]:
-                self.evidence["initial_weight_norms"] = _initial_norms(model, mapping)
             self._emit("layers", records)
 
     # --- the end ------------------------------------------------------------------------------------

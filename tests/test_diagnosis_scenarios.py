@@ -38,13 +38,8 @@ def _run(cell, name):
 
 # Location mismatches that are engine bugs (measured 2026-11-23 with the engine at commit 62e8b9d; the
 # diagnosis half of each passes). strict: when the engine is fixed these XPASS and fail -- remove them then.
-ENGINE_ISSUES = {
-    "d11_exploding_gradients_rnn": "layer reported as the RNN's cell 'simple_rnn_cell', not the Keras layer 'rnn'",
-    "d12_learning_rate_too_high_sgd": "fast-mode sentinel trips on finite gradients whose float32 l2_loss overflows "
-                                      "(grads ~1e19+): reports 'backward', op None at step 7, replay not reproduced; "
-                                      "raw TF's first non-finite op is the forward MatMul of dense_2",
-    "d16_unscaled_features_sgd": "same sentinel overflow: reports a NaN in a run that stays finite (loss ~1e20)",
-}
+# Engine issues the scenarios found, fixed since (kept empty so a new one can be marked here).
+ENGINE_ISSUES: dict = {}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=ENGINE_ISSUES[n]))

@@ -48,6 +48,9 @@ class CellMap:
         self.files: dict[str, int] = {}      # filename -> execution count
         self.cell_ids: dict[int, str] = {}   # execution count -> cell id
         self.shell = None
+        # ids of the layers users put in their models (model.layers, nested models opened):
+        # an op inside an RNN's cell or a custom block's sublayer is named after that layer
+        self.user_layers: set = set()
 
     def cell_of(self, filename: str):
         if filename in self.files:
@@ -115,7 +118,7 @@ def resolve(frame, cells: CellMap, tape_active: bool = False) -> Where:
         frame = frame.f_back
     if phase is None:
         phase = "forward" if layers else ("loss" if tape_active else "forward")
-    leaf = layers[0] if layers else None
+    leaf = next((layer for layer in layers if id(layer) in cells.user_layers), layers[0] if layers else None)
     path = "/".join(getattr(layer, "name", "?") for layer in reversed(layers)) if layers else None
     return Where(layer=getattr(leaf, "name", None), layer_path=path, phase=phase,
                  source=source or fallback_source, scope=scope or None)

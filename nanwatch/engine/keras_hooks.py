@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import threading
+import weakref
 
 import numpy as np
 
@@ -22,6 +23,28 @@ from .probe import NonFiniteFound
 
 _GRAD_KEY = "__nanwatch_grad_sq__"   # per-variable sum(g**2)/2, beside the logs
 _OK_KEY = "__nanwatch_finite__"       # fast mode: were all gradients finite
+
+
+# Traced step functions per model, kept across watched cells: re-tracing every cell would cost
+# the tracing time again and, as TensorFlow keeps each retired function graph, memory per cell.
+_TRACED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# The variables whose gradients a traced train step returns, in order (per model).
+_GRAD_VARIABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def grad_variables(model) -> list:
+    return _GRAD_VARIABLES.get(model, [])
+
+
+def _session():
+    from ..session import active_session
+    return active_session()
+
+
+def _compile_token(model, kind, flavour):
+    """What a cached step function depends on: recompiling gives new loss/metric/optimizer objects."""
+    return (kind, flavour, bool(getattr(model, "run_eagerly", False)), id(getattr(model, "optimizer", None)),
+            id(getattr(model, "_compile_loss", None)), id(getattr(model, "_compile_metrics", None)))
 
 
 def _trainer_class():
@@ -118,15 +141,17 @@ class KerasHooks:
         self.session.on_model(model)
 
     def _map_variables(self, model):
-        try:
-            layers = list(model._flatten_layers(include_self=False, recursive=True))
-        except Exception:
-            layers = list(getattr(model, "layers", []))
-        for layer in layers:
-            own = list(getattr(layer, "_trainable_variables", [])) + list(getattr(layer, "_non_trainable_variables", []))
-            for var in own:
+        """Each variable -> the layer the user put in the model (an RNN, not its inner cell;
+        a custom layer, not the Dense inside it); nested models are opened up."""
+        for layer in _user_layers(model):
+            self.session.cells.user_layers.add(id(layer))
+            for var in getattr(layer, "variables", []):
                 self.layer_of_variable.setdefault(id(var), (layer.name, _short_name(var)))
-        self.session.layer_names.update(layer.name for layer in layers)
+        try:
+            every = list(model._flatten_layers(include_self=False, recursive=True))
+        except Exception:
+            every = list(getattr(model, "layers", []))
+        self.session.layer_names.update(layer.name for layer in every)
 
     def _wrap_call(self, call, original):
         session = self.session
@@ -174,44 +199,9 @@ class KerasHooks:
         from keras.src.backend.tensorflow.trainer import reduce_per_replica
 
         flavour = flavour or self.mode_for(model)
-        step_fn = {"train": model.train_step, "test": model.test_step, "predict": model.predict_step}[kind]
-        strategy = model.distribute_strategy
         hooks = self
-        sentinel = flavour == "fast"
 
-        @tf.autograph.experimental.do_not_convert
-        def one_step_on_data(data):
-            with hooks._capturing_gradients(model, skip_nonfinite=sentinel) as captured:
-                outputs = strategy.run(step_fn, args=(data,))
-            outputs = reduce_per_replica(outputs, strategy, reduction="concat" if kind == "predict" else "auto")
-            if kind == "train" and captured.get("sq") is not None:
-                outputs = dict(outputs) if isinstance(outputs, dict) else {"outputs": outputs}
-                outputs[_GRAD_KEY] = captured["sq"]
-                if sentinel:
-                    outputs[_OK_KEY] = captured["ok"]
-            return outputs
-
-        def trace(fn):
-            if getattr(model, "run_eagerly", False):
-                return fn
-            return tf.function(fn, reduce_retracing=True, jit_compile=False)
-
-        on_data = one_step_on_data
-        if hasattr(model, "_autoconvert_optionals"):
-            on_data = model._autoconvert_optionals(on_data)
-
-        @tf.autograph.experimental.do_not_convert
-        def fetch_and_step(iterator):
-            """Fast mode: the batch is fetched inside the graph, as Keras does, and handed back."""
-            data = iterator.get_next()
-            return on_data(data), data
-
-        traced = trace(on_data)
-        traced_fetch = trace(fetch_and_step) if flavour == "fast" and kind != "predict" else None
-        if flavour != "exact":
-            # Traced and run with the op callback off: no per-op checks inside, no per-op cost.
-            traced = _Unchecked(traced, self.session)
-            traced_fetch = _Unchecked(traced_fetch, self.session) if traced_fetch else None
+        traced, traced_fetch = self._traced(model, kind, flavour)
         if flavour == "plain":
             return traced
         self.session.used_mode(flavour)
@@ -248,54 +238,54 @@ class KerasHooks:
             return outputs
         return function
 
-    @contextlib.contextmanager
-    def _capturing_gradients(self, model, skip_nonfinite=False):
-        """While `train_step` is traced, take the gradients it applies: their squared norms
-        (one fused `l2_loss` each), and with `skip_nonfinite` the fast-mode sentinel: the
-        update runs under `tf.cond(all finite)`, so a non-finite step leaves weights and
-        optimizer state as they were. A LossScaleOptimizer skips such steps itself."""
+    def _traced(self, model, kind, flavour):
+        """(step on a batch, fetch-and-step on an iterator or None): cached per model."""
         import tensorflow as tf
+        from keras.src.backend.tensorflow.trainer import reduce_per_replica
 
-        captured: dict = {"pairs": [], "sq": None, "ok": None}
-        optimizer = getattr(model, "optimizer", None)
-        if optimizer is None:
-            yield captured
-            return
-        cls = type(optimizer)
-        own = cls.__dict__.get("apply_gradients")
-        original = cls.apply_gradients
-        session = self.session
-        loss_scaled = hasattr(optimizer, "inner_optimizer")
+        cache = _TRACED.setdefault(model, {})
+        token = _compile_token(model, kind, flavour)
+        if token in cache:
+            return cache[token]
+        step_fn = {"train": model.train_step, "test": model.test_step, "predict": model.predict_step}[kind]
+        strategy = model.distribute_strategy
+        sentinel = flavour == "fast"
 
-        def apply_gradients(opt, grads_and_vars, *args, **kwargs):
-            pairs = list(grads_and_vars)
-            if opt is not optimizer:
-                return original(opt, pairs, *args, **kwargs)
-            grads = [(g, v) for g, v in pairs if g is not None]
-            captured["pairs"].extend(grads)
-            with session.probe_paused():
-                sq = tf.stack([tf.nn.l2_loss(tf.cast(_dense(g), tf.float32)) for g, _ in grads])
-                ok = tf.reduce_all(tf.math.is_finite(sq))
-            captured["sq"], captured["ok"] = sq, ok
-            if not skip_nonfinite or loss_scaled:
-                return original(opt, pairs, *args, **kwargs)
+        @tf.autograph.experimental.do_not_convert
+        def one_step_on_data(data):
+            with _capturing_gradients(model, skip_nonfinite=sentinel) as captured:
+                outputs = strategy.run(step_fn, args=(data,))
+            outputs = reduce_per_replica(outputs, strategy, reduction="concat" if kind == "predict" else "auto")
+            if kind == "train" and captured.get("sq") is not None:
+                outputs = dict(outputs) if isinstance(outputs, dict) else {"outputs": outputs}
+                outputs[_GRAD_KEY] = captured["sq"]
+                if sentinel:
+                    outputs[_OK_KEY] = captured["ok"]
+            return outputs
 
-            def update():
-                original(opt, pairs, *args, **kwargs)
-                return tf.constant(True)
+        def trace(fn):
+            if getattr(model, "run_eagerly", False):
+                return fn
+            return tf.function(fn, reduce_retracing=True, jit_compile=False)
 
-            with session.probe_paused():
-                return tf.cond(ok, update, lambda: tf.constant(False))
+        on_data = one_step_on_data
+        if hasattr(model, "_autoconvert_optionals"):
+            on_data = model._autoconvert_optionals(on_data)
 
-        cls.apply_gradients = apply_gradients
-        try:
-            yield captured
-        finally:
-            if own is None:
-                del cls.apply_gradients
-            else:
-                cls.apply_gradients = own
-            self.session.grad_variables[id(model)] = [v for _, v in captured["pairs"]]
+        @tf.autograph.experimental.do_not_convert
+        def fetch_and_step(iterator):
+            """Fast mode: the batch is fetched inside the graph, as Keras does, and handed back."""
+            data = iterator.get_next()
+            return on_data(data), data
+
+        traced = trace(on_data)
+        traced_fetch = trace(fetch_and_step) if flavour == "fast" and kind != "predict" else None
+        if flavour != "exact":
+            # Traced and run with the op callback off: no per-op checks inside, no per-op cost.
+            traced = _Unchecked(traced)
+            traced_fetch = _Unchecked(traced_fetch) if traced_fetch else None
+        cache[token] = (traced, traced_fetch)
+        return cache[token]
 
     def _run_step(self, model, kind, traced, data, flavour):
         """One step: run it, catch what went non-finite, record stats.
@@ -314,7 +304,11 @@ class KerasHooks:
         elif flavour == "exact":
             session.check_batch(model, kind, data, step)
         try:
-            outputs = fn(data)
+            if flavour == "exact":
+                with session.probe.graph_only():
+                    outputs = fn(data)
+            else:
+                outputs = fn(data)
         except tf.errors.InvalidArgumentError as exc:
             detection = session.probe.detection_from_error(exc)
             if detection is None:
@@ -332,7 +326,8 @@ class KerasHooks:
             loss_scaled = hasattr(getattr(model, "optimizer", None), "inner_optimizer")
             reason = _sentinel_trip(kind, outputs, record, ok, loss_scaled)
             if reason and session.on_sentinel_trip(model, kind, data, step, reason,
-                                                   update_skipped=ok is not None and not loss_scaled):
+                                                   update_skipped=ok is not None and not loss_scaled,
+                                                   alarm=reason != SQUARES_OVERFLOW):
                 # --no-stop: apply the skipped step unchecked, as the user's own run would have
                 outputs, _, _ = _split_extras(self._plain_function(model, kind)(data))
         return outputs
@@ -346,16 +341,77 @@ class KerasHooks:
         return self._plain[key]
 
 
+@contextlib.contextmanager
+def _capturing_gradients(model, skip_nonfinite=False):
+    """While `train_step` is traced, take the gradients it applies: their squared norms
+    (one fused `l2_loss` each), and with `skip_nonfinite` the fast-mode sentinel: the
+    update runs under `tf.cond(all finite)`, so a non-finite step leaves weights and
+    optimizer state as they were. A LossScaleOptimizer skips such steps itself."""
+    import tensorflow as tf
+
+    captured: dict = {"pairs": [], "sq": None, "ok": None}
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        yield captured
+        return
+    cls = type(optimizer)
+    own = cls.__dict__.get("apply_gradients")
+    original = cls.apply_gradients
+    session = _session()
+    paused = session.probe_paused if session is not None else contextlib.nullcontext
+    loss_scaled = hasattr(optimizer, "inner_optimizer")
+
+    def apply_gradients(opt, grads_and_vars, *args, **kwargs):
+        pairs = list(grads_and_vars)
+        if opt is not optimizer:
+            return original(opt, pairs, *args, **kwargs)
+        grads = [(g, v) for g, v in pairs if g is not None]
+        captured["pairs"].extend(grads)
+        with paused():
+            dense = [_dense(g) for g, _ in grads]
+            # squared norms for the statistics; finiteness on the gradients themselves (a finite
+            # gradient of 1e20 has an overflowing square, and is no reason to skip a step)
+            sq = tf.stack([tf.nn.l2_loss(tf.cast(g, tf.float32)) for g in dense])
+            grads_finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(g)) for g in dense]))
+            # [gradients finite, their squares finite]: Adam-family optimizers square the
+            # gradient, and a finite gradient above 1.8e19 overflows there (checked on the sum)
+            verdict = tf.stack([grads_finite, tf.reduce_all(tf.math.is_finite(sq))])
+            ok = tf.reduce_all(verdict)
+        captured["sq"], captured["ok"] = sq, verdict
+        if not skip_nonfinite or loss_scaled:
+            return original(opt, pairs, *args, **kwargs)
+
+        def update():
+            original(opt, pairs, *args, **kwargs)
+            return tf.constant(True)
+
+        with paused():
+            return tf.cond(ok, update, lambda: tf.constant(False))
+
+    cls.apply_gradients = apply_gradients
+    try:
+        yield captured
+    finally:
+        if own is None:
+            del cls.apply_gradients
+        else:
+            cls.apply_gradients = own
+        _GRAD_VARIABLES[model] = [v for _, v in captured["pairs"]]
+
+
 class _Unchecked:
     """Calls a step function with the op callback off: tracing adds no per-op checks, and
     running it pays no per-op callback cost (TF sends every eager op through Python while
     any op callback is registered)."""
 
-    def __init__(self, fn, session):
-        self.fn, self.session = fn, session
+    def __init__(self, fn):
+        self.fn = fn
 
     def __call__(self, data):
-        with self.session.probe_detached():
+        session = _session()
+        if session is None:
+            return self.fn(data)
+        with session.probe_detached():
             return self.fn(data)
 
 
@@ -367,10 +423,17 @@ def _split_extras(outputs):
     return outputs, None, None
 
 
+SQUARES_OVERFLOW = "finite gradients whose squares overflow float32"
+
+
 def _sentinel_trip(kind, outputs, record, ok, loss_scaled) -> str | None:
     """Why the fast-mode sentinel trips on this step's results (None: healthy)."""
-    if ok is not None and not loss_scaled and not bool(stats.to_numpy(ok)):
-        return "non-finite gradients"
+    if ok is not None and not loss_scaled:
+        grads_finite, squares_finite = (bool(v) for v in stats.to_numpy(ok))
+        if not grads_finite:
+            return "non-finite gradients"
+        if not squares_finite:
+            return SQUARES_OVERFLOW
     if kind == "predict":
         import tensorflow as tf
         for value in tf.nest.flatten(outputs):
@@ -382,6 +445,18 @@ def _sentinel_trip(kind, outputs, record, ok, loss_scaled) -> str | None:
         if any(v is not None and not np.isfinite(v) for v in values):
             return "a non-finite loss or metric"
     return None
+
+
+def _user_layers(model) -> list:
+    """The layers of a model as its author listed them, nested models opened up."""
+    import keras
+    out = []
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, keras.Model):
+            out.extend(_user_layers(layer))
+        else:
+            out.append(layer)
+    return out
 
 
 def _dense(grad):

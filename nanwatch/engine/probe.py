@@ -86,6 +86,11 @@ class Detection:
     output: object = None         # numpy array of the culprit output, when captured
 
 
+# Graph op records, for the kernel's lifetime: a step function traced in one watched cell is
+# reused by the next (see keras_hooks), and its checks name records by index.
+_RECORDS: list = []
+
+
 class NonFiniteFound(Exception):
     """Raised into the user's code to stop the run at the first non-finite tensor."""
 
@@ -101,7 +106,7 @@ class Probe:
         self.cells = cells
         self.on_detect = on_detect     # called with a Detection; may raise to stop
         self.stop = stop
-        self.records: list[OpRecord] = []
+        self.records: list[OpRecord] = _RECORDS
         self.active = True
         self._local = threading.local()
         self._installed = False
@@ -110,6 +115,9 @@ class Probe:
         # During a replay: id(eager output) -> Keras layer, so a gradient op can be given the layer of
         # the forward op it differentiates (eager ops carry no name scope).
         self._layer_of_output = None
+        # Phases whose non-finite values are expected and handled by the user's set-up
+        # (mixed precision's LossScaleOptimizer skips steps with Inf gradients by design).
+        self.tolerated_phases: set = set()
 
     # --- lifecycle ------------------------------------------------------------------
     def install(self):
@@ -136,6 +144,17 @@ class Probe:
             yield
         finally:
             self._local.busy = before
+
+    @contextlib.contextmanager
+    def graph_only(self):
+        """Graph ops traced inside are instrumented; eager op runs are not checked (for calls of
+        functions whose graphs carry their own checks: their outputs need no second look)."""
+        before = getattr(self._local, "graph_only", False)
+        self._local.graph_only = True
+        try:
+            yield
+        finally:
+            self._local.graph_only = before
 
     @contextlib.contextmanager
     def detached(self):
@@ -177,6 +196,8 @@ class Probe:
     def callback(self, op_type, inputs, attrs, outputs, op_name=None, graph=None):
         if not self.active or getattr(self._local, "busy", False):
             return None
+        if graph is None and getattr(self._local, "graph_only", False):
+            return None
         self._local.busy = True
         try:
             if graph is not None:
@@ -200,6 +221,8 @@ class Probe:
                 continue
             if where is None:
                 where = resolve(sys._getframe(2), self.cells, record.could_possibly_record())
+                if where.phase in self.tolerated_phases:
+                    return None
             record_id = len(self.records)
             self.records.append(OpRecord(
                 op_type=op_type, op_name=op_name or "", slot=slot, dtype=dtype.name,
@@ -266,6 +289,8 @@ class Probe:
     def _eager_detection(self, op_type, inputs, slot, out, arr):
         from tensorflow.python.eager import record
         where = resolve(sys._getframe(3), self.cells, record.could_possibly_record())
+        if where.phase in self.tolerated_phases:
+            return
         if where.phase == "backward" and where.layer is None and self._layer_of_output:
             where.layer = self._forward_layer(sys._getframe(3))
         input_arrays = [stats.to_numpy(t) if getattr(getattr(t, "dtype", None), "is_floating", False) else None

@@ -48,17 +48,41 @@ def preserved_variables(model, probe):
                 var.assign(value)
 
 
-def replay_step(model, kind: str, data, probe) -> Detection | None:
-    """Run the step eagerly under the probe; return what it finds first (or None)."""
+def _shard(data, replica: int):
+    """Under a distribution strategy, the failing replica's part of the batch (PerReplica values)."""
+    import tensorflow as tf
+    from tensorflow.python.distribute import values as dist_values
+
+    def pick(value):
+        if isinstance(value, dist_values.PerReplica):
+            parts = value.values
+            return parts[min(replica, len(parts) - 1)]
+        return value
+    return tf.nest.map_structure(pick, data, expand_composites=False)
+
+
+def replay_step(model, kind: str, data, probe, replica: int | None = None) -> Detection | None:
+    """Run the step eagerly under the probe; return what it finds first (or None).
+
+    Under a multi-replica strategy the failing replica's shard is replayed on its own, in this
+    thread (the strategy would run replicas in threads of their own, which op callbacks,
+    being thread-local, do not reach)."""
     import tensorflow as tf
 
     step_fn = {"train": model.train_step, "test": model.test_step, "predict": model.predict_step}[kind]
+    strategy = model.distribute_strategy
+    distributed = getattr(strategy, "num_replicas_in_sync", 1) > 1
+    if distributed:
+        data = _shard(data, replica or 0)
     was_eager = tf.config.functions_run_eagerly()
     with preserved_variables(model, probe), probe.capturing(_Found) as found:
         try:
             tf.config.run_functions_eagerly(True)
-            with model.distribute_strategy.scope():
+            if distributed:
                 step_fn(data)
+            else:
+                with strategy.scope():
+                    step_fn(data)
         except _Found:
             pass
         except Exception:

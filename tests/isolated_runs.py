@@ -1,0 +1,92 @@
+"""Runs that need a process of their own (global TensorFlow set-up), printed as JSON.
+
+`python tests/isolated_runs.py NAME` — used by tests/test_reliability.py through subprocess.
+"""
+
+import json
+import os
+import sys
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("IPYTHONDIR", tempfile.mkdtemp(prefix="nanwatch-ipython-"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+
+def _shell():
+    from IPython.core.interactiveshell import InteractiveShell
+    ip = InteractiveShell.instance()
+    assert ip.run_cell("%load_ext nanwatch").success
+    return ip
+
+
+MIRRORED = '''
+import numpy as np, tensorflow as tf, keras
+class LogLayer(keras.layers.Layer):
+    def call(self, x):
+        return tf.math.log(x)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+X = np.random.rand(64, 4).astype("float32"); X[48:, 1] = -1.0   # only replica 1's half of batch 1
+y = np.random.rand(64, 1).astype("float32")
+with strategy.scope():
+    model = keras.Sequential([keras.Input((4,)), LogLayer(name="logl"), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+model.fit(X, y, batch_size=32, epochs=1, verbose=0, shuffle=False)
+'''
+
+
+def mirrored():
+    """MirroredStrategy over two logical CPU devices."""
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import nanwatch
+    ip = _shell()
+    out = {}
+    for mode in ("auto", "exact"):
+        result = ip.run_cell(f"%%nanwatch --no-panel --mode {mode}\n" + MIRRORED)
+        out[mode] = {"ok": result.error_in_exec is None, "report": nanwatch.last_report().to_dict()}
+    return out
+
+
+DETERMINISTIC = '''
+import numpy as np, keras, tensorflow as tf
+keras.utils.set_random_seed(3)
+X = np.random.rand(512, 12).astype("float32"); y = np.random.rand(512, 1).astype("float32")
+model = keras.Sequential([keras.Input((12,)), keras.layers.Dense(32, activation="relu"), keras.layers.Dropout(0.2),
+                          keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(1)])
+model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+model.fit(X, y, batch_size=32, epochs=3, verbose=0)
+weights = [w.tobytes().hex() for w in model.get_weights()]
+'''
+
+
+def determinism():
+    """Weights after a healthy run: without nanwatch, and under both modes."""
+    import tensorflow as tf
+    tf.config.experimental.enable_op_determinism()
+    import nanwatch
+    ip = _shell()
+    out = {}
+    for label, prefix in (("plain", ""), ("exact", "%%nanwatch --no-panel --mode exact\n"),
+                          ("fast", "%%nanwatch --no-panel --mode fast\n"), ("plain_again", "")):
+        assert ip.run_cell(prefix + DETERMINISTIC).success
+        out[label] = ip.user_ns["weights"]
+        if prefix:
+            out[label + "_status"] = nanwatch.last_report().status
+    return out
+
+
+def no_tensorflow():
+    """A kernel where TensorFlow cannot be imported: the cell just runs."""
+    sys.modules["tensorflow"] = None   # makes `import tensorflow` raise ImportError
+    import nanwatch
+    ip = _shell()
+    result = ip.run_cell("%%nanwatch --no-panel\nanswer = 6 * 7")
+    return {"ok": result.success, "answer": ip.user_ns.get("answer"),
+            "notes": nanwatch.last_report().to_dict()["run"]["notes"],
+            "status": nanwatch.last_report().status}
+
+
+if __name__ == "__main__":
+    print("JSON:" + json.dumps(globals()[sys.argv[1]]()))

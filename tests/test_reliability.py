@@ -1,0 +1,163 @@
+"""Reach and reliability (issue #7): XLA, mixed precision, MirroredStrategy, determinism, no leaks."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def isolated(name):
+    """Run tests/isolated_runs.py NAME in a fresh Python and return its JSON."""
+    proc = subprocess.run([sys.executable, os.path.join(HERE, "isolated_runs.py"), name],
+                          capture_output=True, text=True, timeout=600)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("JSON:")]
+    assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(lines[-1][5:])
+
+
+NAN_JIT = '''
+import numpy as np, tensorflow as tf, keras
+class LogLayer(keras.layers.Layer):
+    def call(self, x):
+        return tf.math.log(x)
+X = np.random.randn(32, 4).astype("float32"); y = np.random.rand(32, 1).astype("float32")
+model = keras.Sequential([keras.Input((4,)), LogLayer(name="logl"), keras.layers.Dense(1)])
+model.compile(optimizer="adam", loss="mse", jit_compile=True)
+model.fit(X, y, epochs=1, verbose=0)
+'''
+
+
+@pytest.mark.parametrize("mode", ["fast", "exact"])
+def test_xla_model_runs_unjitted_and_is_located(cell, mode):
+    result, report = cell.run(NAN_JIT, options=f"--no-panel --mode {mode}")
+    assert result.success
+    first = report.to_dict()["first_nonfinite"]
+    assert (first["op_type"], first["layer"], first["phase"]) == ("Log", "logl", "forward")
+    assert any("jit_compile=True" in note and "un-jitted" in note for note in report.notes)
+    assert cell.ip.user_ns["model"].jit_compile is True
+
+
+LOSS_SCALE_SKIPS = '''
+import numpy as np, keras
+keras.config.set_dtype_policy("mixed_float16")
+keras.utils.set_random_seed(1)
+X = np.random.rand(256, 8).astype("float32") * 10; y = (X.sum(1, keepdims=True) * 100).astype("float32")
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(32, activation="relu"), keras.layers.Dense(1, dtype="float32")])
+model.compile(optimizer="adam", loss="mse")
+model.fit(X, y, epochs=2, verbose=0)
+'''
+
+FP16_OVERFLOW = '''
+import numpy as np, keras
+keras.config.set_dtype_policy("mixed_float16")
+X = np.full((64, 8), 10000.0, "float32"); y = np.random.rand(64, 1).astype("float32")
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, kernel_initializer="ones", name="big"),
+                          keras.layers.Dense(1, dtype="float32")])
+model.compile(optimizer="adam", loss="mse")
+model.fit(X, y, epochs=1, verbose=0)
+'''
+
+
+@pytest.fixture
+def float32_policy_after():
+    yield
+    import keras
+    keras.config.set_dtype_policy("float32")
+
+
+@pytest.mark.parametrize("mode", ["fast", "exact"])
+def test_loss_scale_skips_are_information_not_alarms(cell, mode, float32_policy_after):
+    result, report = cell.run(LOSS_SCALE_SKIPS, options=f"--no-panel --mode {mode}")
+    assert result.success and report.status == "healthy", report.to_text()
+    assert any("LossScaleOptimizer skipped" in line for line in report.info)
+    import keras
+    assert keras.config.dtype_policy().name == "mixed_float16"   # the cell's own setting, untouched
+
+
+@pytest.mark.parametrize("mode", ["fast", "exact"])
+def test_float16_overflow_in_a_layer_is_found(cell, mode, float32_policy_after):
+    result, report = cell.run(FP16_OVERFLOW, options=f"--no-panel --mode {mode}")
+    first = report.to_dict()["first_nonfinite"]
+    assert (first["op_type"], first["layer"], first["phase"], first["dtype"]) == ("MatMul", "big", "forward", "float16")
+    assert report.diagnosis[0]["cause"] == "float16_overflow"
+
+
+def test_mirrored_strategy_names_the_replica():
+    out = isolated("mirrored")
+    for mode, run in out.items():
+        first = run["report"]["first_nonfinite"]
+        assert run["ok"], mode
+        assert (first["op_type"], first["layer"], first["phase"]) == ("Log", "logl", "forward"), (mode, first)
+        assert first["replica"] == 1 and first["device"].endswith("CPU:1"), (mode, first)
+        assert first["counts"]["nan"] == 16, (mode, first)   # replayed on replica 1's shard
+    assert any("fast mode cannot serve" in n for n in out["auto"]["report"]["run"]["notes"])
+
+
+def test_healthy_runs_are_bit_identical_to_runs_without_nanwatch():
+    """Fast mode (the default for fit): bit for bit. Exact mode: a check between two ops stops
+    grappler from fusing them (MatMul+BiasAdd+activation), and the fused kernel rounds
+    differently, so after 48 Adam steps the weights agree to float32 rounding, not bit for bit."""
+    import numpy as np
+    out = isolated("determinism")
+    assert out["plain"] == out["plain_again"], "the reference itself is not deterministic"
+    assert out["exact_status"] == "healthy" and out["fast_status"] == "healthy"
+    assert out["fast"] == out["plain"]
+    for exact, plain in zip(out["exact"], out["plain"]):
+        a = np.frombuffer(bytes.fromhex(exact), np.float32)
+        b = np.frombuffer(bytes.fromhex(plain), np.float32)
+        assert np.allclose(a, b, rtol=1e-4, atol=1e-6), float(np.max(np.abs(a - b)))
+
+
+def test_kernel_without_tensorflow_just_runs():
+    out = isolated("no_tensorflow")
+    assert out["ok"] and out["answer"] == 42 and out["status"] == "healthy"
+    assert any("TensorFlow is not installed" in n for n in out["notes"])
+
+
+def _rss_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+
+
+def test_fifty_watched_cells_stay_flat(shell):
+    """Memory and open files over 50 watched cells training the same model.
+
+    (A cell that builds a new model each time grows by a few MB per cell with or without
+    nanwatch: TensorFlow keeps each retired function graph. nanwatch reuses its traced step
+    functions per model, so re-watching the same model adds nothing.)"""
+    import gc
+    import nanwatch
+    assert shell.run_cell('''
+import numpy as np, keras
+X = np.random.rand(64, 6).astype("float32"); y = np.random.rand(64, 1).astype("float32")
+model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8), keras.layers.Dense(1)])
+model.compile(optimizer="adam", loss="mse")
+''').success
+    rss, fds = [], []
+    for i in range(50):
+        mode = "exact" if i % 2 else "fast"
+        result = shell.run_cell(f"%%nanwatch --no-panel --mode {mode}\nmodel.fit(X, y, epochs=1, batch_size=16, verbose=0)")
+        assert result.success and nanwatch.last_report().status == "healthy"
+        if i in (9, 49):
+            gc.collect()
+            rss.append(_rss_mb())
+            fds.append(len(os.listdir("/proc/self/fd")))
+    assert fds[1] <= fds[0], fds
+    assert rss[1] - rss[0] < 25, rss   # measured: about 2 MB
+
+
+def test_namespace_holds_only_what_the_cell_made(cell):
+    """The same cell with and without %%nanwatch leaves the same user names behind."""
+    code = NAN_JIT.replace("jit_compile=True", "jit_compile=False")
+    cell.ip.reset(new_session=False)
+    assert cell.ip.run_cell(code).success
+    plain = {k for k in cell.ip.user_ns if not k.startswith("_")}
+    result, _ = cell.run(code)
+    watched = {k for k in cell.ip.user_ns if not k.startswith("_")}
+    assert watched == plain, watched ^ plain
