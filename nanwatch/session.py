@@ -102,8 +102,10 @@ class WatchSession:
         self.tf = tf
         self.probe = Probe(self.cells, self.on_detection, stop=self.options.stop)
         if _legacy_keras():
-            self.note("legacy tf.keras (TF_USE_LEGACY_KERAS=1): Keras hooks are not supported there; "
-                      "only ops traced or run in this cell are checked, and cached tf.keras functions are not rebuilt.")
+            self.note("legacy tf.keras (TF_USE_LEGACY_KERAS=1): exact mode only, through the op checks; not "
+                      "supported there: fast mode, the per-step statistics, the eager replay (counts and input "
+                      "values), data rows in your arrays, and rebuilding a tf.keras model's train function cached "
+                      "before this cell (create or compile the model in the watched cell).")
         else:
             try:
                 from .engine.keras_hooks import KerasHooks
@@ -494,6 +496,10 @@ class WatchSession:
 
     def _info(self) -> list:
         info = []
+        if self.options.mode in ("auto", "fast") and "fast" not in self._modes and self.probe is not None \
+                and (self.probe.eager_ops_checked or self.probe.graph_ops_instrumented):
+            info.append("custom code (no Keras fit/evaluate/predict step) ran in exact mode: every op checked; "
+                        "fast mode serves Keras steps")
         if self.probe is not None:
             info.append(f"checked {self.probe.graph_ops_instrumented} graph ops and {self.probe.eager_ops_checked} "
                         "eager op runs")

@@ -9,7 +9,8 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q "tensorflow-cpu==2.21.*" "jupyterlab==4.6.*" "ipywidgets==8.1.*" "ipython>=9" \
-  matplotlib nbclient nbformat ipykernel pytest playwright pandas hatchling hatch-jupyter-builder editables
+  matplotlib nbclient nbformat ipykernel pytest playwright pandas hatchling hatch-jupyter-builder \
+  "tf-keras==2.21.*" editables
 # The build hook (hatch-jupyter-builder) runs `jlpm install` and `jlpm build:prod` (Node.js, npm registry),
 # and the install copies the built JupyterLab extension to .venv/share/jupyter/labextensions/nanwatch.
 export PATH="$PWD/.venv/bin:$PATH"

@@ -88,5 +88,28 @@ def no_tensorflow():
             "status": nanwatch.last_report().status}
 
 
+LEGACY = '''
+import numpy as np, tensorflow as tf
+import tf_keras
+class LogLayer(tf_keras.layers.Layer):
+    def call(self, x):
+        return tf.math.log(x)
+X = np.random.randn(32, 4).astype("float32"); y = np.random.rand(32, 1).astype("float32")
+model = tf_keras.Sequential([tf_keras.Input((4,)), LogLayer(name="logl"), tf_keras.layers.Dense(1)])
+model.compile(optimizer="adam", loss="mse")
+model.fit(X, y, epochs=1, verbose=0)
+'''
+
+
+def legacy_keras():
+    """TF_USE_LEGACY_KERAS=1 with tf_keras: exact mode through the op checks, and a note."""
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    import nanwatch
+    ip = _shell()
+    result = ip.run_cell("%%nanwatch --no-panel\n" + LEGACY)
+    report = nanwatch.last_report().to_dict()
+    return {"ok": result.error_in_exec is None, "report": report}
+
+
 if __name__ == "__main__":
     print("JSON:" + json.dumps(globals()[sys.argv[1]]()))

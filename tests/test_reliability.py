@@ -161,3 +161,12 @@ def test_namespace_holds_only_what_the_cell_made(cell):
     result, _ = cell.run(code)
     watched = {k for k in cell.ip.user_ns if not k.startswith("_")}
     assert watched == plain, watched ^ plain
+
+
+def test_legacy_tf_keras_is_located_and_says_what_is_unsupported():
+    out = isolated("legacy_keras")
+    first = out["report"]["first_nonfinite"]
+    assert out["ok"]
+    assert (first["op_type"], first["layer"], first["phase"]) == ("Log", "logl", "forward"), first
+    assert "tf.math.log(x)" in first["source"]["code"]
+    assert any("legacy tf.keras" in n and "not supported" in n for n in out["report"]["run"]["notes"])

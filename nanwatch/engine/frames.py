@@ -16,14 +16,15 @@ from dataclasses import dataclass
 _SEP = os.sep
 
 # (path fragment, phase), tried on each frame from the innermost outwards.
+# ("keras/src/..." also matches legacy tf_keras's "tf_keras/src/...")
 _PATH_PHASES = (
     (f"{_SEP}tensorflow{_SEP}python{_SEP}data{_SEP}", "input"),
-    (f"{_SEP}keras{_SEP}src{_SEP}optimizers{_SEP}", "optimizer"),
+    (f"keras{_SEP}src{_SEP}optimizers{_SEP}", "optimizer"),
     (f"{_SEP}tensorflow{_SEP}python{_SEP}eager{_SEP}backprop.py", "backward"),
     (f"{_SEP}tensorflow{_SEP}python{_SEP}eager{_SEP}imperative_grad.py", "backward"),
     (f"{_SEP}tensorflow{_SEP}python{_SEP}ops{_SEP}gradients_util.py", "backward"),
-    (f"{_SEP}keras{_SEP}src{_SEP}metrics{_SEP}", "metric"),
-    (f"{_SEP}keras{_SEP}src{_SEP}losses{_SEP}", "loss"),
+    (f"keras{_SEP}src{_SEP}metrics{_SEP}", "metric"),
+    (f"keras{_SEP}src{_SEP}losses{_SEP}", "loss"),
 )
 _FUNC_PHASES = {"compute_metrics": "metric", "compute_loss": "loss", "_compute_loss": "loss"}
 
@@ -72,14 +73,19 @@ def _is_library(filename: str) -> bool:
     return any(marker in filename for marker in _LIBRARY_MARKERS) or filename.startswith("<frozen")
 
 
-def _keras_layer_class():
-    module = sys.modules.get("keras.src.layers.layer")
-    return getattr(module, "Layer", None)
+def _keras_layer_classes() -> tuple:
+    """Keras 3's Layer, and legacy tf_keras's when it is loaded (TF_USE_LEGACY_KERAS=1)."""
+    found = []
+    for module_name in ("keras.src.layers.layer", "tf_keras.src.engine.base_layer"):
+        cls = getattr(sys.modules.get(module_name), "Layer", None)
+        if cls is not None:
+            found.append(cls)
+    return tuple(found)
 
 
 def resolve(frame, cells: CellMap, tape_active: bool = False) -> Where:
     """Walk the stack from `frame` outwards."""
-    layer_cls = _keras_layer_class()
+    layer_cls = _keras_layer_classes()
     phase = None
     layers: list = []
     source = None
@@ -105,7 +111,7 @@ def resolve(frame, cells: CellMap, tape_active: bool = False) -> Where:
                 phase = _FUNC_PHASES.get(code.co_name) if "keras" in filename else None
         if scope is None and code.co_name == "_gradient_function" and "backprop" in filename:
             scope = frame.f_locals.get("forward_pass_name_scope")
-        if layer_cls is not None and code.co_name in ("call", "__call__"):
+        if layer_cls and code.co_name in ("call", "__call__"):
             owner = frame.f_locals.get("self")
             if isinstance(owner, layer_cls) and (not layers or layers[-1] is not owner):
                 layers.append(owner)
