@@ -312,8 +312,11 @@ def test_sidebar_end_to_end(lab, browser):
         # 9. restart the second notebook's kernel: its runs go, the first notebook keeps its own
         ui.focus_notebook("nan_log.ipynb")
         ui.wait_panel('.nanwatch-run[data-status="nonfinite"]', timeout=30_000)
+        # make the notebook the shell's current widget (the Kernel menu acts on it), not only its tab
+        page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").first.click()
         ui.menu("Kernel", "Restart Kernel…")
         page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept").click()
+        ui.focus_notebook("nan_log.ipynb")
         ui.wait_panel('.nanwatch-body[data-notebook="nan_log.ipynb"][data-state="not-loaded"]', timeout=60_000)
         assert ui.runs() == []
         ui.shot("after-restart")
