@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=3
+start=$SECONDS
 bash scripts/setup.sh
+echo "setup (venv, packages, JupyterLab extension build): $((SECONDS - start)) s"
 export PATH="$PWD/.venv/bin:$PATH"
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+exec .venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 "$@"
