@@ -68,7 +68,6 @@ class WatchSession:
                                "initial_weight_norms": [], "fp16_skipped_steps": 0}
         self._layer_history: dict = {}
         self._saved_tape_gradient = None
-        self._entered = False
         self._modes: set = set()
         self._loss_scales: dict = {}   # id(model) -> last dynamic loss scale (LossScaleOptimizer)
         self._t_detected: float | None = None
@@ -78,7 +77,6 @@ class WatchSession:
         if active_session() is not None:
             raise NestedWatchError("nanwatch is already watching this run: %%nanwatch / watch() cannot be nested")
         _active.session = self
-        self._entered = True
         try:
             self._setup()
         except BaseException:

@@ -19,7 +19,6 @@ import weakref
 import numpy as np
 
 from . import stats
-from .probe import NonFiniteFound
 
 _GRAD_KEY = "__nanwatch_grad_sq__"   # per-variable sum(g**2)/2, beside the logs
 _OK_KEY = "__nanwatch_finite__"       # fast mode: were all gradients finite
@@ -196,7 +195,6 @@ class KerasHooks:
     def _build(self, model, kind, flavour=None):
         """A step function: "exact" (every op checked), "fast" (sentinel only) or "plain" (no checks)."""
         import tensorflow as tf
-        from keras.src.backend.tensorflow.trainer import reduce_per_replica
 
         flavour = flavour or self.mode_for(model)
         hooks = self
@@ -526,4 +524,4 @@ def match_rows(batch_rows: np.ndarray, user_array) -> list:
     return found
 
 
-__all__ = ["KerasHooks", "NonFiniteFound", "batch_arrays", "match_rows"]
+__all__ = ["KerasHooks", "batch_arrays", "grad_variables", "match_rows"]

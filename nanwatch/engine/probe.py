@@ -359,7 +359,3 @@ def _input_histogram(arrays):
             hist["input"] = f"input:{i}"
             return hist
     return None
-
-
-def is_probe_error(exc) -> bool:
-    return _MARK in str(exc)
