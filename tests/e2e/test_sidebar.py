@@ -316,8 +316,17 @@ def test_sidebar_end_to_end(lab, browser):
         page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").first.click()
         ui.menu("Kernel", "Restart Kernel…")
         page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept").click()
-        ui.focus_notebook("nan_log.ipynb")
-        ui.wait_panel('.nanwatch-body[data-notebook="nan_log.ipynb"][data-state="not-loaded"]', timeout=60_000)
+        # Under load the restart (or the tab focus) can land late: re-focus and wait again, up to
+        # three times; the assertion itself (the runs are cleared, the hint is back) is unchanged.
+        for attempt in range(3):
+            ui.focus_notebook("nan_log.ipynb")
+            try:
+                ui.wait_panel('.nanwatch-body[data-notebook="nan_log.ipynb"][data-state="not-loaded"]',
+                              timeout=60_000)
+                break
+            except Exception:
+                if attempt == 2:
+                    raise
         assert ui.runs() == []
         ui.shot("after-restart")
         ui.focus_notebook("quickstart.ipynb")
