@@ -36,9 +36,8 @@ def _run(cell, name):
     return _runs[name]
 
 
-# Location mismatches that are engine bugs (measured 2026-11-23 with the engine at commit 62e8b9d; the
-# diagnosis half of each passes). strict: when the engine is fixed these XPASS and fail -- remove them then.
-# Engine issues the scenarios found, fixed since (kept empty so a new one can be marked here).
+# Location mismatches that are engine bugs, marked strict xfail (an XPASS fails: remove the entry then).
+# The three found on 2026-11-23 (d11, d12, d16) are fixed; kept empty so a new one can be marked here.
 ENGINE_ISSUES: dict = {}
 
 
