@@ -1,17 +1,24 @@
 """Side-by-side cost of NaN detection on Keras fit: ratios against plain fit, measured in one run.
 
-    .venv/bin/python bench/bench_modes.py                  # all models, 5 paired trials
-    .venv/bin/python bench/bench_modes.py --models mlp --trials 3 --steps 300
+    .venv/bin/python bench/bench_modes.py                    # all models, both tables
+    .venv/bin/python bench/bench_modes.py --models cnn --rounds 60 --fresh-rounds 0
 
-Every trial builds a fresh model (same seed) and times one `fit` call, tracing included,
-for every variant alike. Trials are paired (one of each variant per round, in shuffled
-order) and each variant's cost is the median over rounds of its time / plain time in the
-same round. The noise floor is plain against a second, identical plain.
+Two tables, each from paired rounds (one run of every variant per round, in shuffled order);
+a variant's cost is the median over rounds of its time / plain's time in the same round, and
+the noise floor is plain against a second, identical plain.
 
-Also measured: peak RSS growth during a trial (VmHWM, reset per trial through
-/proc/self/clear_refs), bytes written to disk (tfdbg2's dump directory; for nanwatch the new
-entries in the temp directory), and, on a model that goes NaN, the time from the failing
-step to nanwatch's complete report.
+1. Healthy training, steady state (what the fast-mode targets are about): every variant keeps
+   one warm model, traced once before timing (nanwatch caches its traced steps per model, as in
+   a notebook's repeated cells), and the rounds are short fits, so both sides of a ratio run
+   within a second of each other. On a shared 2-core machine the speed drifts by 10-20% over
+   seconds; pairing short fits is what brings the noise floor near 1%. Measured: time per
+   step after the first step of each fit.
+2. Whole fit with tracing, a fresh model per trial: the only fair way to time tools that
+   instrument when a function is traced (tfdbg2, enable_check_numerics). Also measured here:
+   peak RSS growth during the fit (VmHWM, reset through /proc/self/clear_refs) and bytes
+   written to disk (tfdbg2's dump directory; for nanwatch, new entries in the temp directory).
+
+Last, on a model that goes NaN, the time from the failing step to nanwatch's complete report.
 """
 
 from __future__ import annotations
@@ -144,16 +151,92 @@ def _rss(field):
     return 0
 
 
-def trial(model_name, variant, x, y, batch):
-    model = make_model(model_name)
+def _step_clock():
+    """A Keras callback noting when each step ended."""
+    import keras
+
+    class StepClock(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.times = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.times.append(time.perf_counter())
+
+        def per_step(self, block=10):
+            """Time per step after the first step (which may trace): the median over blocks of
+            `block` steps. A block holds each periodic cost once (nanwatch's per-layer statistics
+            run every 10 steps); the median drops the blocks that a neighbour's burst hit."""
+            t = self.times
+            blocks = [(t[i + block] - t[i]) / block for i in range(0, len(t) - block, block)]
+            return statistics.median(blocks) if blocks else float("nan")
+    return StepClock()
+
+
+def run_fit(model, variant, x, y, batch):
+    """(whole fit s, s per step after the first, peak RSS growth, disk bytes) of one fit."""
     ctx: dict = {"disk": 0}
+    clock = _step_clock()
     _reset_peak()
     base = _rss("VmRSS:")
     start = time.perf_counter()
     with variant(ctx) as kwargs:
+        kwargs = dict(kwargs)
+        kwargs["callbacks"] = list(kwargs.get("callbacks", [])) + [clock]
         model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False, **kwargs)
     elapsed = time.perf_counter() - start
-    return elapsed, max(0, _rss("VmHWM:") - base), ctx["disk"]
+    return elapsed, clock.per_step(), max(0, _rss("VmHWM:") - base), ctx["disk"]
+
+
+def steady_state(name, variants, rounds, steps, batch):
+    """Healthy-training cost: every variant keeps one warm model (traced once, before timing)
+    and rounds of short fits alternate between them in shuffled order, so the sides of each
+    ratio run within a second of each other. {label: [(fit s, s/step, ...)]}"""
+    x, y = make_data(name, steps, batch)
+    models = {label: make_model(name) for label in variants}
+    for label, variant in variants.items():
+        run_fit(models[label], variant, x, y, batch)          # trace (and warm) outside the timing
+    runs = {label: [] for label in variants}
+    for _ in range(rounds):
+        order = list(variants)
+        random.shuffle(order)
+        for label in order:
+            runs[label].append(run_fit(models[label], variants[label], x, y, batch))
+    return runs
+
+
+def fresh_trials(name, variants, rounds, steps, batch):
+    """Whole-fit cost with tracing, a fresh model per trial: the only fair way to time variants that
+    instrument at trace time (tfdbg2, enable_check_numerics). {label: [(fit s, s/step, peak, disk)]}"""
+    x, y = make_data(name, steps, batch)
+    run_fit(make_model(name), plain, x[: batch * 4], y[: batch * 4], batch)   # warm TF up once
+    runs = {label: [] for label in variants}
+    for _ in range(rounds):
+        order = list(variants)
+        random.shuffle(order)
+        for label in order:
+            runs[label].append(run_fit(make_model(name), variants[label], x, y, batch))
+    return runs
+
+
+def _rows(name, steps, runs, column):
+    """Per variant: median over rounds of the paired ratio to plain, min, max, and raw figures."""
+    base = runs["plain"]
+    rows = []
+    for label, mine in runs.items():
+        ratios = [m[column] / b[column] for m, b in zip(mine, base)]
+        rows.append((name, steps, label, statistics.median(ratios), min(ratios), max(ratios),
+                     statistics.median(m[column] for m in mine), max(m[2] for m in mine) / 2**20,
+                     max(m[3] for m in mine) / 2**20))
+    return rows
+
+
+def _print(rows, unit, scale):
+    print(f"{'model':6} {'steps':>5} {'variant':22} {'median':>7} {'min':>6} {'max':>6} {unit:>8} "
+          f"{'peakRSS MB':>10} {'disk MB':>8}")
+    for r in rows:
+        print(f"{r[0]:6} {r[1]:5d} {r[2]:22} {r[3]:6.3f}x {r[4]:5.2f}x {r[5]:5.2f}x {r[6] * scale:8.3f} "
+              f"{r[7]:10.1f} {r[8]:8.2f}")
 
 
 def nan_to_report(model_name):
@@ -178,39 +261,39 @@ def main(argv=None):
     tempfile.tempdir = tempfile.mkdtemp(prefix="bench-modes-")
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", default="mlp,cnn,lstm")
-    parser.add_argument("--trials", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=0, help="steps per trial (default: per model)")
+    parser.add_argument("--rounds", type=int, default=30, help="paired rounds per model, healthy-cost table")
+    parser.add_argument("--steps", type=int, default=0, help="steps per fit in that table (default: per model)")
+    parser.add_argument("--fresh-rounds", type=int, default=5, help="paired rounds per model, whole-fit table "
+                        "(0 skips it)")
+    parser.add_argument("--fresh-steps", type=int, default=0, help="steps per fit in that table")
+    parser.add_argument("--no-nan-to-report", action="store_true")
     args = parser.parse_args(argv)
-    default_steps = {"mlp": 1500, "cnn": 300, "lstm": 400}
+    steady_steps = {"mlp": 400, "cnn": 120, "lstm": 150}
+    fresh_steps = {"mlp": 1500, "cnn": 300, "lstm": 400}
     batch = 32
+    names = args.models.split(",")
+    cheap = {"plain": plain, "plain (noise floor)": plain, "terminate_on_nan": terminate_on_nan,
+             "nanwatch_exact": nanwatch_mode("exact"), "nanwatch_fast": nanwatch_mode("fast")}
     rows = []
-    for name in args.models.split(","):
-        steps = args.steps or default_steps[name]
-        x, y = make_data(name, steps, batch)
-        variants = [plain, plain] + VARIANTS[1:]   # the second plain is the noise floor
-        labels = ["plain", "plain (noise floor)"] + [v.__name__ for v in VARIANTS[1:]]
-        times = {label: [] for label in labels}
-        peaks = {label: [] for label in labels}
-        disks = {label: [] for label in labels}
-        trial(name, plain, x[: batch * 4], y[: batch * 4], batch)   # warm TF up once
-        for _ in range(args.trials):
-            order = list(range(len(variants)))
-            random.shuffle(order)
-            for i in order:
-                t, peak, disk = trial(name, variants[i], x, y, batch)
-                times[labels[i]].append(t)
-                peaks[labels[i]].append(peak)
-                disks[labels[i]].append(disk)
-        for label in labels:
-            ratios = [t / p for t, p in zip(times[label], times["plain"])]
-            rows.append((name, steps, label, statistics.median(ratios), min(ratios), max(ratios),
-                         statistics.median(times[label]), max(peaks[label]) / 2**20, max(disks[label]) / 2**20))
-    print(f"{'model':6} {'steps':>5} {'variant':22} {'median':>7} {'min':>6} {'max':>6} {'time s':>7} "
-          f"{'peakRSS MB':>10} {'disk MB':>8}")
-    for r in rows:
-        print(f"{r[0]:6} {r[1]:5d} {r[2]:22} {r[3]:6.2f}x {r[4]:5.2f}x {r[5]:5.2f}x {r[6]:7.2f} {r[7]:10.1f} {r[8]:8.2f}")
-    for name in args.models.split(","):
-        print(f"{name}: first NaN -> complete report (s): {nan_to_report(name)}")
+    for name in names:
+        steps = args.steps or steady_steps[name]
+        rows += _rows(name, steps, steady_state(name, cheap, args.rounds, steps, batch), column=1)
+    print(f"Healthy training, steady state: time per step after the first, warm models, {args.rounds} paired "
+          "rounds of short fits; median of per-round ratios to plain fit (noise floor: plain vs plain).")
+    _print(rows, "ms/step", 1e3)
+    if args.fresh_rounds:
+        every = {"plain": plain, "plain (noise floor)": plain}
+        every.update({v.__name__: v for v in VARIANTS[1:]})
+        rows = []
+        for name in names:
+            steps = args.fresh_steps or fresh_steps[name]
+            rows += _rows(name, steps, fresh_trials(name, every, args.fresh_rounds, steps, batch), column=0)
+        print(f"\nWhole fit with tracing, a fresh model per trial, {args.fresh_rounds} paired rounds; median of "
+              "per-round ratios to plain fit; peak RSS growth per fit; bytes written to disk.")
+        _print(rows, "fit s", 1)
+    if not args.no_nan_to_report:
+        for name in names:
+            print(f"{name}: first NaN -> complete report (s): {nan_to_report(name)}")
 
 
 if __name__ == "__main__":
