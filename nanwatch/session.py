@@ -24,6 +24,8 @@ from .options import Options, UsageError
 from .report import Report
 
 MIN_TF = (2, 16)
+DEFAULT_STATS_EVERY = 10
+LAYER_STATS_BUDGET = 0.02   # share of training time per-layer statistics may take (unless --stats-every)
 _active = threading.local()
 _last_report: list = [None]
 _train_ranges: dict = {}   # id(model) -> training feature ranges (predict-time drift), kernel lifetime
@@ -67,6 +69,9 @@ class WatchSession:
         self.evidence: dict = {"data": [], "nan_weights": [], "optimizer": None, "loss": None,
                                "initial_weight_norms": [], "fp16_skipped_steps": 0}
         self._layer_history: dict = {}
+        self._layer_variables: dict = {}   # id(model) -> [(variable, layer)] for this call
+        self._train_started = None         # perf_counter at the first per-layer statistics
+        self._layer_stats_spent = 0.0      # seconds spent on per-layer statistics
         self._saved_tape_gradient = None
         self._modes: set = set()
         self._loss_scales: dict = {}   # id(model) -> last dynamic loss scale (LossScaleOptimizer)
@@ -248,6 +253,7 @@ class WatchSession:
     def enter_call(self, model, call, x, y):
         self.call_stack.append({"model": model, "call": call, "x": x, "y": y})
         self.batch_index = 0
+        self._layer_variables.pop(id(model), None)   # a model may have grown since the last call
         self.evidence.setdefault("calls", []).append(call)
         self.evidence["call"] = call
         _profile_inputs(self, model, call, x, y)
@@ -304,10 +310,16 @@ class WatchSession:
                 replayed = replay_step(model, kind, data, self.probe, replica=locate.replica_of(detection.device))
             except Exception as exc:
                 self.note(f"the eager replay of the failing step raised {type(exc).__name__}: {str(exc)[:200]}")
+        upstream = list(detection.upstream)
         detection, reproduced = locate.merge_replay(detection, replayed)
         if self.options.replay and not reproduced:
             self.note("the eager replay of the failing step did not reproduce the same op "
                       "(random ops such as dropout draw anew); counts and input values are not available.")
+        if upstream and not reproduced:
+            chain = " <- ".join(f"{op} ({name})" for op, name in upstream)
+            self.note(f"the check that failed follows {chain}, left unchecked so that TensorFlow "
+                      f"fuses them as in an unwatched run; the non-finite value may have come from "
+                      f"{'one of them' if len(upstream) > 1 else 'it'} rather than from {detection.op_type}.")
         self._record_detection(detection, replayed=self.options.replay, reproduced=reproduced if self.options.replay else None)
         if self.options.stop:
             raise NonFiniteFound(detection) from None
@@ -414,14 +426,16 @@ class WatchSession:
                     record["loss"] = val
                 else:
                     record["metrics"][name] = val
+        norms = None
         if grad_sq is not None:
             sq = stats.to_numpy(grad_sq)
             norms = np.sqrt(2.0 * sq.astype(np.float64)) if sq is not None else None
             record["grad_norm"] = float(np.sqrt(np.sum(np.square(norms)))) if norms is not None else None
-            if kind == "train" and step % self.options.stats_every == 0:
-                self._layer_stats(model, step, norms)
-        elif kind == "train" and step % self.options.stats_every == 0:
-            self._layer_stats(model, step, None)
+        every = self.options.stats_every or DEFAULT_STATS_EVERY
+        if kind == "train" and step % every == 0 and (self.options.stats_every or self._layer_stats_due()):
+            started = time.perf_counter()
+            self._layer_stats(model, step, norms)
+            self._layer_stats_spent += time.perf_counter() - started
         if kind == "train" and id(model) in self._loss_scales:
             self._count_skipped_step(model)
         if kind == "predict":
@@ -438,18 +452,43 @@ class WatchSession:
             self.evidence["fp16_skipped_steps"] = self.evidence.get("fp16_skipped_steps", 0) + 1
         self._loss_scales[id(model)] = scale
 
+    def _layer_stats_due(self) -> bool:
+        """Per-layer statistics read every weight (about a millisecond even for a small model, as
+        TensorFlow pays ~10 us per op): by default take them every 10 steps only while they have
+        cost at most LAYER_STATS_BUDGET of the cell's training time so far (measured: 5-10% on a
+        small CNN without the budget). An explicit --stats-every N is followed exactly."""
+        now = time.perf_counter()
+        if self._train_started is None:
+            self._train_started = now
+            return True
+        return self._layer_stats_spent <= LAYER_STATS_BUDGET * (now - self._train_started)
+
+    def _variables_by_layer(self, model, mapping) -> list:
+        """[(trainable variable, its layer)], listed once per model and call: Keras walks every
+        layer to answer `trainable_variables`, too slow to repeat every N steps."""
+        cached = self._layer_variables.get(id(model))
+        if cached is None:
+            cached = [(var, mapping[id(var)][0]) for var in getattr(model, "trainable_variables", [])
+                      if id(var) in mapping and getattr(getattr(var, "dtype", None), "is_floating",
+                                                        "float" in str(getattr(var, "dtype", "")))]
+            self._layer_variables[id(model)] = cached
+        return cached
+
     def _layer_stats(self, model, step, grad_norms):
         """Weight norms (numpy) and gradient norms (from the step) per layer, every N steps."""
         by_layer: dict = {}
         mapping = self.hooks.layer_of_variable if self.hooks else {}
-        for var in getattr(model, "trainable_variables", []):
-            layer, _ = mapping.get(id(var), (None, None))
-            if layer is None:
-                continue
-            arr = stats.to_numpy(var)
+        pairs = self._variables_by_layer(model, mapping)
+        try:
+            with self.probe_detached():   # nanwatch's own reading: neither instrumented nor checked
+                summary = stats.weight_summary(model, [var for var, _ in pairs])
+        except Exception as exc:
+            self.note(f"per-layer weight statistics failed: {type(exc).__name__}: {exc}"[:300])
+            summary, pairs = None, []
+        for (_, layer), row in zip(pairs, summary if summary is not None else []):
             entry = by_layer.setdefault(layer, {"w2": 0.0, "g2": None, "min": None, "max": None,
                                                 "sum": 0.0, "sq": 0.0, "n": 0, "nan": 0, "inf": 0})
-            _accumulate(entry, arr)
+            _accumulate(entry, row)
         if grad_norms is not None:
             from .engine.keras_hooks import grad_variables
             for var, gnorm in zip(grad_variables(model), grad_norms):
@@ -529,19 +568,16 @@ def _scalar(value):
     return float(arr.reshape(()))
 
 
-def _accumulate(entry, arr):
-    if arr is None or arr.dtype.kind != "f" or arr.size == 0:
-        return
-    values = arr.astype(np.float64, copy=False)
-    finite = values[np.isfinite(values)]
-    entry["nan"] += int(np.isnan(values).sum())
-    entry["inf"] += int(np.isinf(values).sum())
-    if finite.size:
-        entry["w2"] += float(np.sum(finite * finite))
-        entry["sum"] += float(finite.sum())
-        entry["sq"] += float(np.sum(finite * finite))
-        entry["n"] += int(finite.size)
-        lo, hi = float(finite.min()), float(finite.max())
+def _accumulate(entry, row):
+    """Add one variable's weight summary row (stats.weight_summary) to its layer's entry."""
+    total, sumsq, lo, hi, nan, inf, finite = (float(v) for v in row)
+    entry["nan"] += int(nan)
+    entry["inf"] += int(inf)
+    if finite:
+        entry["w2"] += sumsq
+        entry["sum"] += total
+        entry["sq"] += sumsq
+        entry["n"] += int(finite)
         entry["min"] = lo if entry["min"] is None else min(entry["min"], lo)
         entry["max"] = hi if entry["max"] is None else max(entry["max"], hi)
 

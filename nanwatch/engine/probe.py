@@ -46,6 +46,16 @@ _SKIP_GRAPH_OPS = frozenset({
 })
 _SKIP_EAGER_OPS = frozenset({"CheckNumerics", "CheckNumericsV2", "DebugIdentityV2",
                              "DebugNumericSummaryV2", "Identity", "IdentityN", "Const"})
+# Contractions and the bias adds after them are left unchecked in graphs: grappler fuses
+# MatMul/Conv + bias add (+ residual add) + activation into one kernel, which rounds
+# differently from the separate ops, and a check between them would block that fusion, so a
+# watched run would no longer compute what the unwatched run computes. The fused op's output
+# (the activation, or whatever consumes the chain) is checked; when that check fails, the
+# record names the unchecked producers and the eager replay tells which of them it was.
+_CONTRACTIONS = frozenset({"MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Conv2D", "Conv3D",
+                           "DepthwiseConv2dNative", "Conv"})
+_BIAS_ADDS = frozenset({"BiasAdd", "BiasAddV1", "AddV2", "Add"})
+_UNCHECKED_PRODUCERS = _CONTRACTIONS | _BIAS_ADDS
 # Ops that hand over input data: a non-finite value there is the data's, not an op's.
 DATA_OPS = frozenset({"IteratorGetNext", "IteratorGetNextSync", "OptionalGetValue", "IteratorGetNextAsOptional"})
 # Batch-norm statistics outputs are legitimately undefined on empty batches.
@@ -64,6 +74,7 @@ class OpRecord:
     inputs: list          # [(tensor name, op type)]
     where: Where
     device: str = ""
+    upstream: list = field(default_factory=list)   # unchecked producers [(op type, op name)], nearest first
 
 
 @dataclass
@@ -84,6 +95,7 @@ class Detection:
     gradient_of: bool = False     # the check of a gradient flowing into this op's output
     device: str | None = None
     output: object = None         # numpy array of the culprit output, when captured
+    upstream: list = field(default_factory=list)   # unchecked producers the value may come from
 
 
 # Graph op records, for the kernel's lifetime: a step function traced in one watched cell is
@@ -210,6 +222,8 @@ class Probe:
     def _instrument(self, op_type, inputs, outputs, op_name, graph):
         if op_type in _SKIP_GRAPH_OPS or not outputs:
             return None
+        if op_type in _CONTRACTIONS or (op_type in _BIAS_ADDS and any(_unchecked(t) for t in inputs)):
+            return None   # a fusion intermediate: checked where the fused chain ends
         from tensorflow.python.ops import gen_array_ops
         from tensorflow.python.eager import record
         where = None
@@ -228,7 +242,8 @@ class Probe:
                 op_type=op_type, op_name=op_name or "", slot=slot, dtype=dtype.name,
                 graph=getattr(graph, "name", "") or "",
                 inputs=[_input_name(t) for t in inputs],
-                where=where, device=getattr(out, "device", "") or ""))
+                where=where, device=getattr(out, "device", "") or "",
+                upstream=_unchecked_chain(inputs)))
             replaced[slot] = gen_array_ops.check_numerics_v2(out, message=f"{_MARK}{record_id}")
             changed = True
         if changed:
@@ -338,8 +353,24 @@ class Probe:
         return Detection(
             context="graph", op_type=rec.op_type, op_name=rec.op_name, slot=rec.slot,
             where=rec.where, dtype=rec.dtype, kind=kind, gradient_of=gradient,
-            inputs=[{"name": name, "op_type": op, "finite": True} for name, op in rec.inputs],
-            device=rec.device or None)
+            inputs=[{"name": name, "op_type": op, "finite": None if op in _UNCHECKED_PRODUCERS else True}
+                    for name, op in rec.inputs],
+            device=rec.device or None, upstream=list(rec.upstream))
+
+
+def _unchecked(tensor) -> bool:
+    """Was this graph tensor produced by an op left unchecked (a fusion intermediate)?"""
+    return getattr(getattr(tensor, "op", None), "type", None) in _UNCHECKED_PRODUCERS
+
+
+def _unchecked_chain(inputs, limit: int = 8) -> list:
+    """[(op type, op name)] of the unchecked producers behind these inputs, nearest first."""
+    chain, frontier = [], [t for t in inputs if _unchecked(t)]
+    while frontier and len(chain) < limit:
+        tensor = frontier.pop(0)
+        chain.append((tensor.op.type, tensor.op.name))
+        frontier.extend(t for t in tensor.op.inputs if _unchecked(t))
+    return chain
 
 
 def _input_name(tensor):

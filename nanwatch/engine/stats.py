@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 
@@ -110,3 +112,43 @@ def norm(arr) -> float | None:
     if arr is None or arr.dtype.kind != "f" or arr.size == 0:
         return None
     return float(np.sqrt(np.sum(np.square(arr.astype(np.float64)))))
+
+
+# Per-model weight summaries: one traced function reads every variable at once, about ten
+# times cheaper per call than reading each variable eagerly into numpy.
+_WEIGHT_SUMMARY_COLUMNS = ("sum", "sumsq", "min", "max", "nan", "inf", "finite")
+_SUMMARIES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def weight_summary(owner, variables) -> np.ndarray | None:
+    """[len(variables), 7] float64: per variable the sum, sum of squares, min and max of the
+    finite values, then NaN, Inf and finite counts (min/max are +inf/-inf with no finite
+    value). The traced function is kept per `owner` (a model) while its variables stay the
+    same. Run it with the op callback detached: it is nanwatch's own computation."""
+    import tensorflow as tf
+
+    if not variables:
+        return None
+    token = tuple(id(v) for v in variables)
+    cached = _SUMMARIES.get(owner)
+    if cached is None or cached[0] != token:
+        values = list(variables)
+
+        @tf.function(autograph=False, jit_compile=False)
+        def summarise():
+            rows = []
+            for var in values:
+                x = tf.reshape(tf.cast(tf.convert_to_tensor(var), tf.float64), [-1])
+                finite = tf.math.is_finite(x)
+                kept = tf.where(finite, x, tf.zeros_like(x))
+                rows.append(tf.stack([
+                    tf.reduce_sum(kept), tf.reduce_sum(kept * kept),
+                    tf.reduce_min(tf.where(finite, x, tf.constant(np.inf, tf.float64))),
+                    tf.reduce_max(tf.where(finite, x, tf.constant(-np.inf, tf.float64))),
+                    tf.reduce_sum(tf.cast(tf.math.is_nan(x), tf.float64)),
+                    tf.reduce_sum(tf.cast(tf.math.is_inf(x), tf.float64)),
+                    tf.reduce_sum(tf.cast(finite, tf.float64))]))
+            return tf.stack(rows)
+        cached = (token, summarise)
+        _SUMMARIES[owner] = cached
+    return cached[1]().numpy()
