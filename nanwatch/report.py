@@ -7,7 +7,8 @@ Schema 1 (keys always present; values may be null/empty):
   schema: 1
   status: "healthy" | "warning" | "nonfinite" | "error"
   mode: "exact" | "fast"
-  run: {id, cell, started, duration_s, nan_to_report_s, steps, epochs, stopped, notes: [str], error: str|None}
+  run: {id, cell, started, duration_s, nan_to_report_s, steps, epochs, stopped, notes: [str], error: str|None,
+        watched: bool (False when TensorFlow is missing or too old: the cell ran, nothing was checked)}
   first_nonfinite: null | {
      op_type, op_name, output_slot, phase, layer, step, epoch,
      counts: {nan, pos_inf, neg_inf, size},
@@ -80,6 +81,7 @@ class Report:
     """One watched run. Mutable while the run goes on, then frozen by `finish()`."""
 
     mode: str = "exact"
+    watched: bool = True
     cell: int | None = None
     status: str = "healthy"
     first_nonfinite: dict | None = None
@@ -143,6 +145,7 @@ class Report:
                 "stopped": self.stopped,
                 "notes": list(self.notes),
                 "error": self.error,
+                "watched": self.watched,
             },
             "first_nonfinite": copy.deepcopy(self.first_nonfinite),
             "diagnosis": copy.deepcopy(self.diagnosis),

@@ -97,10 +97,13 @@ class WatchSession:
             import tensorflow as tf
         except ImportError:
             self.note("TensorFlow is not installed: the cell ran unwatched.")
+            self.report.watched = False
             return
         version = tuple(int(p) for p in tf.__version__.split(".")[:2] if p.isdigit())
         if version < MIN_TF:
-            self.note(f"TensorFlow {tf.__version__} is older than {MIN_TF[0]}.{MIN_TF[1]}: the cell ran unwatched.")
+            self.note(f"TensorFlow {tf.__version__} is older than {MIN_TF[0]}.{MIN_TF[1]}, which nanwatch "
+                      "needs: the cell ran unwatched.")
+            self.report.watched = False
             return
         self.tf = tf
         self.probe = Probe(self.cells, self.on_detection, stop=self.options.stop)

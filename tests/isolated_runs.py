@@ -88,6 +88,28 @@ def no_tensorflow():
             "status": nanwatch.last_report().status}
 
 
+OLD_TF_CELL = '''
+import numpy as np, tensorflow as tf
+X = np.random.rand(32, 4).astype("float32"); y = np.random.rand(32, 1).astype("float32")
+model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(1)])
+model.compile(optimizer="adam", loss="mse")
+history = model.fit(X, y, epochs=2, verbose=0)
+'''
+
+
+def old_tensorflow():
+    """A kernel with a TensorFlow older than nanwatch supports (run in a venv that has one)."""
+    import tensorflow as tf
+    from tensorflow.python.eager import context
+    import nanwatch
+    ip = _shell()
+    result = ip.run_cell("%%nanwatch --no-panel\n" + OLD_TF_CELL)
+    return {"tf": tf.__version__, "ok": result.success, "epochs": len(ip.user_ns["history"].history["loss"]),
+            "notes": nanwatch.last_report().to_dict()["run"]["notes"], "status": nanwatch.last_report().status,
+            "op_callbacks": len(context.context().op_callbacks),
+            "text": nanwatch.last_report()._repr_mimebundle_()["text/plain"]}
+
+
 LEGACY = '''
 import numpy as np, tensorflow as tf
 import tf_keras

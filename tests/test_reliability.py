@@ -10,9 +10,9 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def isolated(name):
+def isolated(name, python=sys.executable):
     """Run tests/isolated_runs.py NAME in a fresh Python and return its JSON."""
-    proc = subprocess.run([sys.executable, os.path.join(HERE, "isolated_runs.py"), name],
+    proc = subprocess.run([python, os.path.join(HERE, "isolated_runs.py"), name],
                           capture_output=True, text=True, timeout=600)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("JSON:")]
     assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -118,6 +118,20 @@ def test_exact_mode_without_replay_names_the_unchecked_fused_chain(cell, float32
     notes = report.to_dict()["run"]["notes"]
     assert any("left unchecked so that TensorFlow fuses them" in n and "MatMul (" in n and "big" in n
                for n in notes), notes
+
+
+# scripts/setup.sh installs TensorFlow 2.15 (older than nanwatch supports) into this venv beside .venv
+OLD_TF_PYTHON = os.path.join(HERE, "..", ".venv-tf215", "bin", "python")
+
+
+def test_kernel_with_too_old_tensorflow_runs_the_cell_unwatched_and_says_so():
+    """A real TensorFlow 2.15.1 kernel: the cell runs (and trains) as without nanwatch, no op callback
+    is left, and the report says it did not watch, and why."""
+    out = isolated("old_tensorflow", python=OLD_TF_PYTHON)
+    assert out["tf"].startswith("2.15.") and out["ok"] and out["epochs"] == 2
+    assert out["notes"] == [f"TensorFlow {out['tf']} is older than 2.16, which nanwatch needs: the cell ran unwatched."]
+    assert out["op_callbacks"] == 0
+    assert out["text"].startswith("nanwatch: not watched: TensorFlow 2.15"), out["text"]
 
 
 def test_kernel_without_tensorflow_just_runs():

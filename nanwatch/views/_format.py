@@ -120,7 +120,12 @@ def headline(report: dict) -> str:
     status = report.get("status", "healthy")
     first = report.get("first_nonfinite")
     steps = plural(run.get("steps") or 0, "step")
-    if first:
+    if run.get("watched") is False:
+        notes = run.get("notes") or []
+        text = f"not watched: {notes[0] if notes else 'nothing was checked'}"
+        if status == "error":
+            text += f" (the cell raised: {run.get('error') or 'an error'})"
+    elif first:
         kind = nonfinite_kind(first.get("counts"))
         text = f"{kind} found at {when_text(first)}: {where_text(first)}"
     elif status == "error":
@@ -136,7 +141,8 @@ def headline(report: dict) -> str:
 def run_meta(report: dict) -> str:
     """'exact mode · 12 steps · 1 epoch · 0.8 s · cell [12] · training stopped'."""
     run = report.get("run") or {}
-    parts = [f"{report.get('mode') or '?'} mode", plural(run.get("steps") or 0, "step"),
+    mode = "not watched" if run.get("watched") is False else f"{report.get('mode') or '?'} mode"
+    parts = [mode, plural(run.get("steps") or 0, "step"),
              plural(run.get("epochs") or 0, "epoch")]
     if run.get("duration_s") is not None:
         parts.append(f"{fmt(run['duration_s'], 3)} s")

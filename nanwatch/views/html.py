@@ -162,9 +162,8 @@ def bullets_html(title: str, items: list | None) -> str:
 
 
 def figures_html(report: dict, dpi: int = 80) -> str:
-    from .figures import figure_to_png_b64, report_figures  # matplotlib only when figures are wanted
-
     try:
+        from .figures import figure_to_png_b64, report_figures  # matplotlib only when figures are wanted
         figs = report_figures(report)
         imgs = [(d, figure_to_png_b64(fig, dpi=dpi)) for d, fig in figs]
     except Exception as exc:  # a broken figure must not cost the user the whole report
