@@ -10,9 +10,11 @@ the noise floor is plain against a second, identical plain.
 1. Healthy training, steady state (what the fast-mode targets are about): every variant keeps
    one warm model, traced once before timing (nanwatch caches its traced steps per model, as in
    a notebook's repeated cells), and the rounds are short fits, so both sides of a ratio run
-   within a second of each other. On a shared 2-core machine the speed drifts by 10-20% over
-   seconds; pairing short fits is what brings the noise floor near 1%. Measured: time per
-   step after the first step of each fit.
+   within a second of each other. Measured: time per step after the first step of each fit
+   (the median over its 10-step blocks). On a shared 2-core VM the speed swings by 10-30%
+   from one second to the next, so the table also prints 'cpu', the ratio of process CPU time
+   per step (all threads): the work nanwatch adds, less disturbed by a neighbour's load.
+   Both come with their noise floor.
 2. Whole fit with tracing, a fresh model per trial: the only fair way to time tools that
    instrument when a function is traced (tfdbg2, enable_check_numerics). Also measured here:
    peak RSS growth during the fit (VmHWM, reset through /proc/self/clear_refs) and bytes
@@ -159,9 +161,17 @@ def _step_clock():
         def __init__(self):
             super().__init__()
             self.times = []
+            self.cpu = []
 
         def on_train_batch_end(self, batch, logs=None):
             self.times.append(time.perf_counter())
+            self.cpu.append(time.process_time())
+
+        def cpu_per_step(self):
+            """CPU seconds of the process (all threads) per step after the first: nanwatch's added
+            work, which a neighbour's load on a shared VM disturbs less than wall time."""
+            c = self.cpu
+            return (c[-1] - c[0]) / (len(c) - 1) if len(c) > 1 else float("nan")
 
         def per_step(self, block=10):
             """Time per step after the first step (which may trace): the median over blocks of
@@ -174,7 +184,7 @@ def _step_clock():
 
 
 def run_fit(model, variant, x, y, batch):
-    """(whole fit s, s per step after the first, peak RSS growth, disk bytes) of one fit."""
+    """(whole fit s, s per step after the first, peak RSS growth, disk bytes, CPU s per step) of one fit."""
     ctx: dict = {"disk": 0}
     clock = _step_clock()
     _reset_peak()
@@ -185,7 +195,7 @@ def run_fit(model, variant, x, y, batch):
         kwargs["callbacks"] = list(kwargs.get("callbacks", [])) + [clock]
         model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False, **kwargs)
     elapsed = time.perf_counter() - start
-    return elapsed, clock.per_step(), max(0, _rss("VmHWM:") - base), ctx["disk"]
+    return elapsed, clock.per_step(), max(0, _rss("VmHWM:") - base), ctx["disk"], clock.cpu_per_step()
 
 
 def steady_state(name, variants, rounds, steps, batch):
@@ -225,18 +235,19 @@ def _rows(name, steps, runs, column):
     rows = []
     for label, mine in runs.items():
         ratios = [m[column] / b[column] for m, b in zip(mine, base)]
-        rows.append((name, steps, label, statistics.median(ratios), min(ratios), max(ratios),
+        cpu = statistics.median(m[4] / b[4] for m, b in zip(mine, base))
+        rows.append((name, steps, label, statistics.median(ratios), min(ratios), max(ratios), cpu,
                      statistics.median(m[column] for m in mine), max(m[2] for m in mine) / 2**20,
                      max(m[3] for m in mine) / 2**20))
     return rows
 
 
 def _print(rows, unit, scale):
-    print(f"{'model':6} {'steps':>5} {'variant':22} {'median':>7} {'min':>6} {'max':>6} {unit:>8} "
+    print(f"{'model':6} {'steps':>5} {'variant':22} {'median':>7} {'min':>6} {'max':>6} {'cpu':>7} {unit:>8} "
           f"{'peakRSS MB':>10} {'disk MB':>8}")
     for r in rows:
-        print(f"{r[0]:6} {r[1]:5d} {r[2]:22} {r[3]:6.3f}x {r[4]:5.2f}x {r[5]:5.2f}x {r[6] * scale:8.3f} "
-              f"{r[7]:10.1f} {r[8]:8.2f}")
+        print(f"{r[0]:6} {r[1]:5d} {r[2]:22} {r[3]:6.3f}x {r[4]:5.2f}x {r[5]:5.2f}x {r[6]:6.3f}x {r[7] * scale:8.3f} "
+              f"{r[8]:10.1f} {r[9]:8.2f}", flush=True)
 
 
 def nan_to_report(model_name):
@@ -279,7 +290,8 @@ def main(argv=None):
         steps = args.steps or steady_steps[name]
         rows += _rows(name, steps, steady_state(name, cheap, args.rounds, steps, batch), column=1)
     print(f"Healthy training, steady state: time per step after the first, warm models, {args.rounds} paired "
-          "rounds of short fits; median of per-round ratios to plain fit (noise floor: plain vs plain).")
+          "rounds of short fits. median/min/max: of the per-round wall-time ratios to plain fit; cpu: median "
+          "of the per-round ratios of process CPU time per step. Noise floor: plain vs plain.")
     _print(rows, "ms/step", 1e3)
     if args.fresh_rounds:
         every = {"plain": plain, "plain (noise floor)": plain}
@@ -288,12 +300,12 @@ def main(argv=None):
         for name in names:
             steps = args.fresh_steps or fresh_steps[name]
             rows += _rows(name, steps, fresh_trials(name, every, args.fresh_rounds, steps, batch), column=0)
-        print(f"\nWhole fit with tracing, a fresh model per trial, {args.fresh_rounds} paired rounds; median of "
-              "per-round ratios to plain fit; peak RSS growth per fit; bytes written to disk.")
+        print(f"\nWhole fit with tracing, a fresh model per trial, {args.fresh_rounds} paired rounds; ratios to plain "
+              "fit as above; peak RSS growth per fit; bytes written to disk.")
         _print(rows, "fit s", 1)
     if not args.no_nan_to_report:
         for name in names:
-            print(f"{name}: first NaN -> complete report (s): {nan_to_report(name)}")
+            print(f"{name}: first NaN -> complete report (s): {nan_to_report(name)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -133,7 +133,7 @@ def executed(name: str, tmp_root: Path):
         try:
             start = time.monotonic()
             out = tmp_root / name
-            nb = run_notebook(str(NOTEBOOKS / name), timeout=300, output=str(out), store_widget_state=True)
+            run_notebook(str(NOTEBOOKS / name), timeout=300, output=str(out), store_widget_state=True)
             seconds = time.monotonic() - start
         finally:
             os.environ.clear()

@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import tempfile
 import sys
 
 import pytest
@@ -175,6 +176,7 @@ model.compile(optimizer="adam", loss="mse")
     fit = "model.fit(X, y, epochs=1, batch_size=16, verbose=0);"
     outputs = getattr(shell.history_manager, "outputs", None)
     points = {}
+    temp_before = set(os.listdir(tempfile.gettempdir()))
     tracemalloc.start()
     for i in range(50):
         mode = "exact" if i % 2 else "fast"
@@ -192,6 +194,7 @@ model.compile(optimizer="adam", loss="mse")
     assert last["graphs"] <= first["graphs"], points
     assert last["fds"] <= first["fds"], points
     assert (last["heap"] - first["heap"]) / 40 < 20_000, points   # bytes per cell
+    assert set(os.listdir(tempfile.gettempdir())) - temp_before == set()   # no temp files left
 
 
 def test_namespace_holds_only_what_the_cell_made(cell):

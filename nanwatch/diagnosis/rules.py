@@ -712,7 +712,6 @@ def run_rules(ctx: Context) -> list:
 
 def adjust(ctx: Context, found: list) -> list:
     """Cross-evidence: the cause upstream of the op wins over the op's own story."""
-    causes = {c["cause"] for c in found}
     liw = any(c["cause"] == "large_initial_weights" and c["confidence"] >= 0.85 for c in found)
     outlier = any(c["cause"] in ("outlier_input", "outlier_target") and c["confidence"] >= 0.85 for c in found)
     unscaled = any(c["cause"] == "unscaled_input" and c["confidence"] >= 0.8 for c in found)
