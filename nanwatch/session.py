@@ -71,7 +71,8 @@ class WatchSession:
         self._layer_history: dict = {}
         self._layer_variables: dict = {}   # id(model) -> [(variable, layer)] for this call
         self._train_started = None         # perf_counter at the first per-layer statistics
-        self._layer_stats_spent = 0.0      # seconds spent on per-layer statistics
+        self._layer_stats_spent = 0.0      # seconds spent on per-layer statistics (after the first)
+        self._layer_stats_calls = 0
         self._saved_tape_gradient = None
         self._modes: set = set()
         self._loss_scales: dict = {}   # id(model) -> last dynamic loss scale (LossScaleOptimizer)
@@ -438,7 +439,9 @@ class WatchSession:
         if kind == "train" and step % every == 0 and (self.options.stats_every or self._layer_stats_due()):
             started = time.perf_counter()
             self._layer_stats(model, step, norms)
-            self._layer_stats_spent += time.perf_counter() - started
+            if self._layer_stats_calls:   # the first call may trace the reading function: not a steady cost
+                self._layer_stats_spent += time.perf_counter() - started
+            self._layer_stats_calls += 1
         if kind == "train" and id(model) in self._loss_scales:
             self._count_skipped_step(model)
         if kind == "predict":

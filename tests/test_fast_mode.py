@@ -75,3 +75,23 @@ def test_healthy_fast_run_is_healthy_and_records_stats(cell):
     assert len(data["steps"]) == 16 and all(s["grad_norm"] > 0 for s in data["steps"])
     assert {layer["layer"] for layer in data["layers"]} == {"dense", "dense_1"} or len(data["layers"]) == 2
     assert all(len(layer["history"]) == 8 for layer in data["layers"])
+
+
+def test_default_layer_stats_keep_coming_within_their_time_budget(cell):
+    """Default cadence: every 10 steps while per-layer statistics take at most 2% of the training
+    time. The first call traces the weight-reading function (~0.1 s) and must not use up the
+    budget: it once did, and a 600-step run got a single per-layer point."""
+    code = '''
+import numpy as np, keras
+X = np.random.rand(600 * 16, 8).astype("float32"); y = np.random.rand(600 * 16, 1).astype("float32")
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(1)])
+model.compile(optimizer="adam", loss="mse")
+model.fit(X, y, batch_size=16, epochs=1, verbose=0)
+'''
+    _, report = cell.run(code, options="--no-panel")
+    data = report.to_dict()
+    assert data["status"] == "healthy" and len(data["steps"]) == 600
+    for layer in data["layers"]:
+        steps = [point["step"] for point in layer["history"]]
+        assert steps[0] == 0 and all(s % 10 == 0 for s in steps)
+        assert 5 <= len(steps) <= 60, steps   # budgeted (<= every 10 steps), yet steady
