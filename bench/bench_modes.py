@@ -201,31 +201,30 @@ def run_fit(model, variant, x, y, batch):
 def steady_state(name, variants, rounds, steps, batch):
     """Healthy-training cost: every variant keeps one warm model (traced once, before timing)
     and rounds of short fits alternate between them in shuffled order, so the sides of each
-    ratio run within a second of each other. {label: [(fit s, s/step, ...)]}"""
+    ratio run within a second of each other. {label: [run_fit tuples]}"""
     x, y = make_data(name, steps, batch)
     models = {label: make_model(name) for label in variants}
     for label, variant in variants.items():
         run_fit(models[label], variant, x, y, batch)          # trace (and warm) outside the timing
-    runs = {label: [] for label in variants}
-    for _ in range(rounds):
-        order = list(variants)
-        random.shuffle(order)
-        for label in order:
-            runs[label].append(run_fit(models[label], variants[label], x, y, batch))
-    return runs
+    return _paired_rounds(variants, rounds, lambda label: run_fit(models[label], variants[label], x, y, batch))
 
 
 def fresh_trials(name, variants, rounds, steps, batch):
     """Whole-fit cost with tracing, a fresh model per trial: the only fair way to time variants that
-    instrument at trace time (tfdbg2, enable_check_numerics). {label: [(fit s, s/step, peak, disk)]}"""
+    instrument at trace time (tfdbg2, enable_check_numerics). {label: [run_fit tuples]}"""
     x, y = make_data(name, steps, batch)
     run_fit(make_model(name), plain, x[: batch * 4], y[: batch * 4], batch)   # warm TF up once
+    return _paired_rounds(variants, rounds, lambda label: run_fit(make_model(name), variants[label], x, y, batch))
+
+
+def _paired_rounds(variants, rounds, fit_one):
+    """{label: [fit_one(label) per round]}: each round runs every variant once, in shuffled order."""
     runs = {label: [] for label in variants}
     for _ in range(rounds):
         order = list(variants)
         random.shuffle(order)
         for label in order:
-            runs[label].append(run_fit(make_model(name), variants[label], x, y, batch))
+            runs[label].append(fit_one(label))
     return runs
 
 

@@ -21,7 +21,8 @@ def merge_replay(graph: Detection, replayed: Detection | None) -> tuple[Detectio
     """The graph detection enriched with the replay's numbers; and whether it reproduced."""
     if replayed is None:
         return graph, False
-    if replayed.context != "data" and replayed.op_type != graph.op_type and replayed.op_type in {op for op, _ in graph.upstream}:
+    fused_chain = {op for op, _ in graph.upstream}
+    if replayed.context != "data" and replayed.op_type != graph.op_type and replayed.op_type in fused_chain:
         # the graph check sat after a fused chain left unchecked; the replay saw each op of it
         replayed.device = replayed.device or graph.device
         return replayed, True

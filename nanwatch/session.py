@@ -475,8 +475,7 @@ class WatchSession:
         cached = self._layer_variables.get(id(model))
         if cached is None:
             cached = [(var, mapping[id(var)][0]) for var in getattr(model, "trainable_variables", [])
-                      if id(var) in mapping and getattr(getattr(var, "dtype", None), "is_floating",
-                                                        "float" in str(getattr(var, "dtype", "")))]
+                      if id(var) in mapping and "float" in str(getattr(var, "dtype", ""))]
             self._layer_variables[id(model)] = cached
         return cached
 
@@ -492,7 +491,7 @@ class WatchSession:
             self.note(f"per-layer weight statistics failed: {type(exc).__name__}: {exc}"[:300])
             summary, pairs = None, []
         for (_, layer), row in zip(pairs, summary if summary is not None else []):
-            entry = by_layer.setdefault(layer, {"w2": 0.0, "g2": None, "min": None, "max": None,
+            entry = by_layer.setdefault(layer, {"g2": None, "min": None, "max": None,
                                                 "sum": 0.0, "sq": 0.0, "n": 0, "nan": 0, "inf": 0})
             _accumulate(entry, row)
         if grad_norms is not None:
@@ -505,7 +504,7 @@ class WatchSession:
         for layer, e in by_layer.items():
             mean = e["sum"] / e["n"] if e["n"] else None
             std = float(np.sqrt(max(e["sq"] / e["n"] - mean * mean, 0.0))) if e["n"] else None
-            point = {"step": step, "weight_norm": float(np.sqrt(e["w2"])),
+            point = {"step": step, "weight_norm": float(np.sqrt(e["sq"])),
                      "grad_norm": float(np.sqrt(e["g2"])) if e["g2"] is not None else None,
                      "activation_norm": None}
             history = self._layer_history.setdefault(layer, [])
@@ -580,7 +579,6 @@ def _accumulate(entry, row):
     entry["nan"] += int(nan)
     entry["inf"] += int(inf)
     if finite:
-        entry["w2"] += sumsq
         entry["sum"] += total
         entry["sq"] += sumsq
         entry["n"] += int(finite)

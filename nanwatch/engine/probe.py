@@ -226,7 +226,7 @@ class Probe:
             return None   # a fusion intermediate: checked where the fused chain ends
         from tensorflow.python.ops import gen_array_ops
         from tensorflow.python.eager import record
-        where = None
+        where = upstream = None
         replaced = list(outputs)
         changed = False
         for slot, out in enumerate(outputs):
@@ -237,13 +237,14 @@ class Probe:
                 where = resolve(sys._getframe(2), self.cells, record.could_possibly_record())
                 if where.phase in self.tolerated_phases:
                     return None
+                upstream = _unchecked_chain(inputs)
             record_id = len(self.records)
             self.records.append(OpRecord(
                 op_type=op_type, op_name=op_name or "", slot=slot, dtype=dtype.name,
                 graph=getattr(graph, "name", "") or "",
                 inputs=[_input_name(t) for t in inputs],
                 where=where, device=getattr(out, "device", "") or "",
-                upstream=_unchecked_chain(inputs)))
+                upstream=upstream))
             replaced[slot] = gen_array_ops.check_numerics_v2(out, message=f"{_MARK}{record_id}")
             changed = True
         if changed:

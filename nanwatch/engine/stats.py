@@ -116,7 +116,6 @@ def norm(arr) -> float | None:
 
 # Per-model weight summaries: one traced function reads every variable at once, about ten
 # times cheaper per call than reading each variable eagerly into numpy.
-_WEIGHT_SUMMARY_COLUMNS = ("sum", "sumsq", "min", "max", "nan", "inf", "finite")
 _SUMMARIES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
