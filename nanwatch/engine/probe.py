@@ -351,10 +351,11 @@ class Probe:
         kind_match = re.search(r"Tensor had ([^\n\]]*?) values", message)
         if kind_match:
             kind = kind_match.group(1)
+        unchecked = {op_name for _, op_name in rec.upstream}   # inputs straight from a fused chain
         return Detection(
             context="graph", op_type=rec.op_type, op_name=rec.op_name, slot=rec.slot,
             where=rec.where, dtype=rec.dtype, kind=kind, gradient_of=gradient,
-            inputs=[{"name": name, "op_type": op, "finite": None if op in _UNCHECKED_PRODUCERS else True}
+            inputs=[{"name": name, "op_type": op, "finite": None if name.rsplit(":", 1)[0] in unchecked else True}
                     for name, op in rec.inputs],
             device=rec.device or None, upstream=list(rec.upstream))
 
