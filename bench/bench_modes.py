@@ -1,7 +1,7 @@
 """Side-by-side cost of NaN detection on Keras fit: ratios against plain fit, measured in one run.
 
     .venv/bin/python bench/bench_modes.py                    # all models, both tables
-    .venv/bin/python bench/bench_modes.py --models cnn --rounds 60 --fresh-rounds 0
+    .venv/bin/python bench/bench_modes.py --models cnn --rounds 100 --fresh-rounds 0 --nan-rounds 0
 
 Two tables, each from paired rounds (one run of every variant per round, in shuffled order);
 a variant's cost is the median over rounds of its time / plain's time in the same round, and
@@ -9,18 +9,21 @@ the noise floor is plain against a second, identical plain.
 
 1. Healthy training, steady state (what the fast-mode targets are about): every variant keeps
    one warm model, traced once before timing (nanwatch caches its traced steps per model, as in
-   a notebook's repeated cells), and the rounds are short fits, so both sides of a ratio run
-   within a second of each other. Measured: time per step after the first step of each fit
-   (the median over its 10-step blocks). On a shared 2-core VM the speed swings by 10-30%
-   from one second to the next, so the table also prints 'cpu', the ratio of process CPU time
-   per step (all threads): the work nanwatch adds, less disturbed by a neighbour's load.
-   Both come with their noise floor.
+   a notebook's repeated cells), and the rounds are short fits (10k+1 steps), so both sides of
+   a ratio run within a second of each other. Measured: time per step after the first step of
+   each fit (the median over its 10-step blocks). On this shared 2-core VM each fit runs at its
+   own speed: identical sides differ by about ±10% in half the rounds (interquartile range),
+   whether a fit is 30 or 400 steps long, so the noise is beaten by many short rounds (200 by
+   default: the median's standard error is then about 1.3%), not by long ones. The table also
+   prints 'cpu', the ratio of process CPU time per step (all threads). Both come with their
+   noise floor.
 2. Whole fit with tracing, a fresh model per trial: the only fair way to time tools that
    instrument when a function is traced (tfdbg2, enable_check_numerics). Also measured here:
    peak RSS growth during the fit (VmHWM, reset through /proc/self/clear_refs) and bytes
    written to disk (tfdbg2's dump directory; for nanwatch, new entries in the temp directory).
 
-Last, on a model that goes NaN, the time from the failing step to nanwatch's complete report.
+Last, on models that go non-finite inside the model (a finite outlier they overflow on), the time
+from the failing step to nanwatch's complete report, HTML figures included.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import argparse
 import contextlib
 import os
 import random
+import re
 import shutil
 import statistics
 import sys
@@ -249,37 +253,61 @@ def _print(rows, unit, scale):
               f"{r[8]:10.1f} {r[9]:8.2f}", flush=True)
 
 
-def nan_to_report(model_name):
-    """Seconds from the failing step to the complete report (data, diagnosis, HTML with figures)."""
+# Where each model goes non-finite in the NaN-to-report timing: a finite outlier the model itself
+# overflows on (not a NaN in the data, which nanwatch finds before the step runs), so the clock
+# covers the real path: the failing step, the exact replay, the diagnosis, the HTML with figures.
+# The MLP and the CNN get it in x; the LSTM saturates on a huge x, so it gets it in y.
+NAN_IN = {"mlp": "x", "cnn": "x", "lstm": "y"}
+
+
+def nan_to_report(model_name, rounds):
+    """Seconds from the failing step to the complete report (data and diagnosis, then the HTML
+    with figures): {mode: [(total, data part, HTML part, full GCs in the window, where)] per round}."""
+    import gc
     import nanwatch
     x, y = make_data(model_name, 64, 32)
-    x = x.copy()
-    x[40 * 32 + 3] = np.nan
-    out = {}
+    x, y = x.copy(), y.astype(np.float32).copy()
+    (x if NAN_IN[model_name] == "x" else y)[40 * 32 + 3, ...] = 3e38
     pauses: list = []
 
     def gc_clock(phase, info, _start=[0.0]):
         if phase == "start":
             _start[0] = time.perf_counter()
         elif info.get("generation") == 2:
-            pauses.append(time.perf_counter() - _start[0])
+            pauses.append((_start[0], time.perf_counter() - _start[0]))
 
-    import gc
+    out: dict = {"exact": [], "fast": []}
     gc.callbacks.append(gc_clock)
     try:
-        for mode in ("exact", "fast"):
-            model = make_model(model_name)
-            with nanwatch.watch(mode=mode, panel=False) as report:
-                model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False)
-            pauses.clear()
-            start = time.perf_counter()
-            report.to_html()
-            out[mode] = round(report.to_dict()["run"].get("nan_to_report_s") + time.perf_counter() - start, 3)
-            if pauses:   # Python's full garbage collections during the HTML (seen as outliers)
-                out[mode + " (of which full gc)"] = round(sum(pauses), 3)
+        for _ in range(rounds):
+            for mode in random.sample(list(out), 2):
+                model = make_model(model_name)
+                with nanwatch.watch(mode=mode, panel=False) as report:
+                    model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False)
+                data_s = report.to_dict()["run"].get("nan_to_report_s")
+                if data_s is None:
+                    raise RuntimeError(f"{model_name} did not go non-finite: the benchmark's input needs a look")
+                start = time.perf_counter()
+                report.to_html()
+                end = time.perf_counter()
+                window = sum(p for t, p in pauses if start - data_s <= t <= end)
+                pauses.clear()
+                first = report.to_dict()["first_nonfinite"] or {}
+                layer = re.sub(r"_\d+$", "", first.get("layer") or "-")   # fresh models number their layers
+                where = f"{first.get('op_type')} in {layer} ({first.get('phase')})"
+                out[mode].append((data_s + end - start, data_s, end - start, window, where))
     finally:
         gc.callbacks.remove(gc_clock)
     return out
+
+
+def _print_nan_to_report(name, runs):
+    for mode, rows in runs.items():
+        total = [r[0] for r in rows]
+        print(f"{name:6} {mode:6} median {statistics.median(total):.3f} s  max {max(total):.3f} s  "
+              f"(data+diagnosis median {statistics.median(r[1] for r in rows):.3f} s, HTML median "
+              f"{statistics.median(r[2] for r in rows):.3f} s, full GC inside {sum(r[3] for r in rows):.3f} s "
+              f"over {len(rows)} rounds)  first NaN: {', '.join(sorted({r[4] for r in rows}))}", flush=True)
 
 
 def main(argv=None):
@@ -287,27 +315,28 @@ def main(argv=None):
     tempfile.tempdir = tempfile.mkdtemp(prefix="bench-modes-")
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", default="mlp,cnn,lstm")
-    parser.add_argument("--rounds", type=int, default=30, help="paired rounds per model, healthy-cost table")
+    parser.add_argument("--rounds", type=int, default=200, help="paired rounds per model, healthy-cost table (0 skips it)")
     parser.add_argument("--steps", type=int, default=0, help="steps per fit in that table (default: per model)")
     parser.add_argument("--fresh-rounds", type=int, default=5, help="paired rounds per model, whole-fit table "
                         "(0 skips it)")
     parser.add_argument("--fresh-steps", type=int, default=0, help="steps per fit in that table")
-    parser.add_argument("--no-nan-to-report", action="store_true")
+    parser.add_argument("--nan-rounds", type=int, default=5, help="rounds of the NaN-to-report timing (0 skips it)")
     args = parser.parse_args(argv)
-    steady_steps = {"mlp": 400, "cnn": 120, "lstm": 150}
+    steady_steps = {"mlp": 101, "cnn": 31, "lstm": 41}    # 10k+1: whole 10-step blocks after the first step
     fresh_steps = {"mlp": 1500, "cnn": 300, "lstm": 400}
     batch = 32
     names = args.models.split(",")
     cheap = {"plain": plain, "plain (noise floor)": plain, "terminate_on_nan": terminate_on_nan,
              "nanwatch_exact": nanwatch_mode("exact"), "nanwatch_fast": nanwatch_mode("fast")}
-    rows = []
-    for name in names:
-        steps = args.steps or steady_steps[name]
-        rows += _rows(name, steps, steady_state(name, cheap, args.rounds, steps, batch), column=1)
-    print(f"Healthy training, steady state: time per step after the first, warm models, {args.rounds} paired "
-          "rounds of short fits. median/min/max: of the per-round wall-time ratios to plain fit; cpu: median "
-          "of the per-round ratios of process CPU time per step. Noise floor: plain vs plain.")
-    _print(rows, "ms/step", 1e3)
+    if args.rounds:
+        rows = []
+        for name in names:
+            steps = args.steps or steady_steps[name]
+            rows += _rows(name, steps, steady_state(name, cheap, args.rounds, steps, batch), column=1)
+        print(f"Healthy training, steady state: time per step after the first, warm models, {args.rounds} paired "
+              "rounds of short fits. median/min/max: of the per-round wall-time ratios to plain fit; cpu: median "
+              "of the per-round ratios of process CPU time per step. Noise floor: plain vs plain.")
+        _print(rows, "ms/step", 1e3)
     if args.fresh_rounds:
         every = {"plain": plain, "plain (noise floor)": plain}
         every.update({v.__name__: v for v in VARIANTS[1:]})
@@ -318,9 +347,10 @@ def main(argv=None):
         print(f"\nWhole fit with tracing, a fresh model per trial, {args.fresh_rounds} paired rounds; ratios to plain "
               "fit as above; peak RSS growth per fit; bytes written to disk.")
         _print(rows, "fit s", 1)
-    if not args.no_nan_to_report:
+    if args.nan_rounds:
+        print(f"\nFirst NaN -> complete report, a fresh model per run, {args.nan_rounds} rounds per mode:")
         for name in names:
-            print(f"{name}: first NaN -> complete report (s): {nan_to_report(name)}", flush=True)
+            _print_nan_to_report(name, nan_to_report(name, args.nan_rounds))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ live panel so both views show a NaN the same way.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import html
 
 from . import _format as f
@@ -161,11 +163,27 @@ def bullets_html(title: str, items: list | None) -> str:
     return f"<h4>{_e(title)}</h4><ul>" + "".join(f"<li>{_e(i)}</li>" for i in items) + "</ul>"
 
 
+@contextlib.contextmanager
+def gc_deferred():
+    """Python's full garbage collection walks every object in the process (~400k once TensorFlow
+    and Keras have traced a model) and took 0.2-1.7 s here; matplotlib allocates enough to set off
+    the one a fit has made due, in the middle of the report. Hold it while the figures are drawn;
+    it runs at the next allocation after, as it would have. The user's setting comes back."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def figures_html(report: dict, dpi: int = 80) -> str:
     try:
         from .figures import figure_to_png_b64, report_figures  # matplotlib only when figures are wanted
-        figs = report_figures(report)
-        imgs = [(d, figure_to_png_b64(fig, dpi=dpi)) for d, fig in figs]
+        with gc_deferred():
+            figs = report_figures(report)
+            imgs = [(d, figure_to_png_b64(fig, dpi=dpi)) for d, fig in figs]
     except Exception as exc:  # a broken figure must not cost the user the whole report
         return f'<div class="nw-dim">figures unavailable: {_e(type(exc).__name__)}: {_e(exc)}</div>'
     if not imgs:
