@@ -319,6 +319,8 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=0, help="steps per fit in that table (default: per model)")
     parser.add_argument("--fresh-rounds", type=int, default=5, help="paired rounds per model, whole-fit table "
                         "(0 skips it)")
+    parser.add_argument("--fresh-variants", default="", help="comma-separated variants of that table besides "
+                        "plain and its noise floor (default: all)")
     parser.add_argument("--fresh-steps", type=int, default=0, help="steps per fit in that table")
     parser.add_argument("--nan-rounds", type=int, default=5, help="rounds of the NaN-to-report timing (0 skips it)")
     args = parser.parse_args(argv)
@@ -339,7 +341,8 @@ def main(argv=None):
         _print(rows, "ms/step", 1e3)
     if args.fresh_rounds:
         every = {"plain": plain, "plain (noise floor)": plain}
-        every.update({v.__name__: v for v in VARIANTS[1:]})
+        every.update({v.__name__: v for v in VARIANTS[1:]
+                      if not args.fresh_variants or v.__name__ in args.fresh_variants.split(",")})
         rows = []
         for name in names:
             steps = args.fresh_steps or fresh_steps[name]
