@@ -284,7 +284,8 @@ def nan_to_report(model_name, rounds):
                 model = make_model(model_name)
                 with nanwatch.watch(mode=mode, panel=False) as report:
                     model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False)
-                data_s = report.to_dict()["run"].get("nan_to_report_s")
+                data = report.to_dict()
+                data_s = data["run"].get("nan_to_report_s")
                 if data_s is None:
                     raise RuntimeError(f"{model_name} did not go non-finite: the benchmark's input needs a look")
                 start = time.perf_counter()
@@ -292,7 +293,7 @@ def nan_to_report(model_name, rounds):
                 end = time.perf_counter()
                 window = sum(p for t, p in pauses if start - data_s <= t <= end)
                 pauses.clear()
-                first = report.to_dict()["first_nonfinite"] or {}
+                first = data["first_nonfinite"] or {}
                 layer = re.sub(r"_\d+$", "", first.get("layer") or "-")   # fresh models number their layers
                 where = f"{first.get('op_type')} in {layer} ({first.get('phase')})"
                 out[mode].append((data_s + end - start, data_s, end - start, window, where))
