@@ -115,8 +115,15 @@ def norm(arr) -> float | None:
 
 
 # Per-model weight summaries: one traced function reads every variable at once, about ten
-# times cheaper per call than reading each variable eagerly into numpy.
+# times cheaper per call than reading each variable eagerly into numpy. Its first call traces
+# it, once per model, so every watched cell that builds a fresh model pays for it: the graph is
+# kept small. Small variables (biases, normalisation scales, small kernels) are flattened
+# together and reduced per variable with segment sums, a dozen ops in all; large ones keep
+# their own reductions, which run multithreaded where a segment reduction would not
+# (measured, bench CNN: a segment reduction over all its 57k weights took 3.5 ms a call
+# against 0.9 ms).
 _SUMMARIES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_SMALL_VARIABLE = 8192   # elements: at most this many, a variable joins the segment reduction
 
 
 def weight_summary(owner, variables) -> np.ndarray | None:
@@ -124,30 +131,66 @@ def weight_summary(owner, variables) -> np.ndarray | None:
     finite values, then NaN, Inf and finite counts (min/max are +inf/-inf with no finite
     value). The traced function is kept per `owner` (a model) while its variables stay the
     same. Run it with the op callback detached: it is nanwatch's own computation."""
-    import tensorflow as tf
-
     if not variables:
         return None
     token = tuple(id(v) for v in variables)
     cached = _SUMMARIES.get(owner)
     if cached is None or cached[0] != token:
-        values = list(variables)
-
-        @tf.function(autograph=False, jit_compile=False)
-        def summarise():
-            rows = []
-            for var in values:
-                x = tf.reshape(tf.cast(tf.convert_to_tensor(var), tf.float64), [-1])
-                finite = tf.math.is_finite(x)
-                kept = tf.where(finite, x, tf.zeros_like(x))
-                rows.append(tf.stack([
-                    tf.reduce_sum(kept), tf.reduce_sum(kept * kept),
-                    tf.reduce_min(tf.where(finite, x, tf.constant(np.inf, tf.float64))),
-                    tf.reduce_max(tf.where(finite, x, tf.constant(-np.inf, tf.float64))),
-                    tf.reduce_sum(tf.cast(tf.math.is_nan(x), tf.float64)),
-                    tf.reduce_sum(tf.cast(tf.math.is_inf(x), tf.float64)),
-                    tf.reduce_sum(tf.cast(finite, tf.float64))]))
-            return tf.stack(rows)
-        cached = (token, summarise)
+        cached = (token, *_summary_function(list(variables)))
         _SUMMARIES[owner] = cached
-    return cached[1]().numpy()
+    _, rows_in_order, function = cached
+    rows = function().numpy()[rows_in_order]
+    size, nan, finite = rows[:, 6], rows[:, 4], rows[:, 5]
+    none_finite = finite == 0
+    rows[none_finite, 2], rows[none_finite, 3] = np.inf, -np.inf   # empty segments hold the dtype's extremes
+    return np.column_stack([rows[:, :5], size - nan - finite, finite])
+
+
+def _summary_function(values):
+    """(where each variable's row lands, a concrete function returning the rows [sum, sum of
+    squares, min, max, NaN count, finite count, size]: small variables first, then large).
+    Calling a concrete function skips tf.function's retracing detector, which would otherwise
+    warn the user about nanwatch's function after a few fresh models."""
+    import tensorflow as tf
+
+    small = [i for i, v in enumerate(values) if (v.shape.num_elements() or _SMALL_VARIABLE + 1) <= _SMALL_VARIABLE]
+    large = [i for i in range(len(values)) if i not in set(small)]
+
+    def flat(var):
+        return tf.reshape(tf.cast(var, tf.float64), [-1])
+
+    def fill(x, value):
+        return tf.fill(tf.shape(x), tf.constant(value, tf.float64))
+
+    def segment_rows(parts):
+        x = tf.concat(parts, axis=0)
+        sizes = tf.stack([tf.size(part) for part in parts])
+        ids, n = tf.repeat(tf.range(len(parts)), sizes), len(parts)
+        finite = tf.math.is_finite(x)
+        kept = tf.where(finite, x, tf.zeros_like(x))
+        return tf.stack([
+            tf.math.unsorted_segment_sum(kept, ids, n), tf.math.unsorted_segment_sum(kept * kept, ids, n),
+            tf.math.unsorted_segment_min(tf.where(finite, x, fill(x, np.inf)), ids, n),
+            tf.math.unsorted_segment_max(tf.where(finite, x, fill(x, -np.inf)), ids, n),
+            tf.math.unsorted_segment_sum(tf.cast(tf.math.is_nan(x), tf.float64), ids, n),
+            tf.math.unsorted_segment_sum(tf.cast(finite, tf.float64), ids, n),
+            tf.cast(sizes, tf.float64)], axis=1)
+
+    def reduced_row(x):
+        finite = tf.math.is_finite(x)
+        kept = tf.where(finite, x, tf.zeros_like(x))
+        return tf.stack([
+            tf.reduce_sum(kept), tf.reduce_sum(kept * kept),
+            tf.reduce_min(tf.where(finite, x, fill(x, np.inf))),
+            tf.reduce_max(tf.where(finite, x, fill(x, -np.inf))),
+            tf.reduce_sum(tf.cast(tf.math.is_nan(x), tf.float64)),
+            tf.reduce_sum(tf.cast(finite, tf.float64)),
+            tf.cast(tf.size(x), tf.float64)])[tf.newaxis]
+
+    def summarise():
+        blocks = [segment_rows([flat(values[i]) for i in small])] if small else []
+        blocks += [reduced_row(flat(values[i])) for i in large]
+        return tf.concat(blocks, axis=0)
+
+    rows_in_order = np.argsort(small + large)
+    return rows_in_order, tf.function(summarise, autograph=False, jit_compile=False).get_concrete_function()
