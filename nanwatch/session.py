@@ -486,7 +486,7 @@ class WatchSession:
         pairs = self._variables_by_layer(model, mapping)
         try:
             with self.probe_detached():   # nanwatch's own reading: neither instrumented nor checked
-                summary = stats.weight_summary(model, [var for var, _ in pairs])
+                summary = stats.weight_summary([var for var, _ in pairs])
         except Exception as exc:
             self.note(f"per-layer weight statistics failed: {type(exc).__name__}: {exc}"[:300])
             summary, pairs = None, []

@@ -18,10 +18,6 @@ def _numpy_rows(variables):
     return np.array(rows)
 
 
-class _Owner:
-    """Stands in for a model: weight_summary keeps its traced function per owner."""
-
-
 def test_weight_summary_matches_numpy_for_small_large_empty_and_non_finite_variables():
     import tensorflow as tf
     from nanwatch.engine import stats
@@ -38,7 +34,7 @@ def test_weight_summary_matches_numpy_for_small_large_empty_and_non_finite_varia
         tf.Variable(rng.normal(size=(9000,)).astype(np.float32) * 1e30),   # large, finite, huge squares
         tf.Variable(np.arange(6.0).reshape(2, 3)),
     ]
-    got = stats.weight_summary(_Owner(), variables)
+    got = stats.weight_summary(variables)
     want = _numpy_rows(variables)
     assert got.shape == (len(variables), 7)
     np.testing.assert_array_equal(got[:, 2:], want[:, 2:])          # min, max and counts exactly
@@ -49,27 +45,50 @@ def test_weight_summary_follows_assignments_and_new_variable_lists():
     import tensorflow as tf
     from nanwatch.engine import stats
 
-    owner = _Owner()
     a, b = tf.Variable([1.0, 2.0]), tf.Variable([[3.0]])
-    assert stats.weight_summary(owner, [a, b])[:, 0].tolist() == [3.0, 3.0]
+    assert stats.weight_summary([a, b])[:, 0].tolist() == [3.0, 3.0]
     a.assign([np.nan, 5.0])
-    assert stats.weight_summary(owner, [a, b])[0].tolist() == [5.0, 25.0, 5.0, 5.0, 1.0, 0.0, 1.0]
-    assert stats.weight_summary(owner, [b])[:, 0].tolist() == [3.0]
-    assert stats.weight_summary(owner, []) is None
+    assert stats.weight_summary([a, b])[0].tolist() == [5.0, 25.0, 5.0, 5.0, 1.0, 0.0, 1.0]
+    assert stats.weight_summary([b])[:, 0].tolist() == [3.0]
+    assert stats.weight_summary([]) is None
 
 
-def test_many_fresh_models_do_not_set_off_tensorflows_retracing_warning(caplog):
-    """Each fresh model traces its own reader; through tf.function's __call__ that made TF warn
-    about "excessive retracing" of nanwatch's function after five models."""
+def test_models_of_new_shapes_do_not_set_off_tensorflows_retracing_warning(caplog):
+    """Each new architecture traces its own reader; through tf.function's __call__ that made TF
+    warn about "excessive retracing" of nanwatch's function after five models."""
     import tensorflow as tf
     from nanwatch.engine import stats
 
     with caplog.at_level(logging.WARNING, logger="tensorflow"):
-        for _ in range(8):
-            owner, var = _Owner(), tf.Variable(np.ones((3, 3), np.float32))
-            stats.weight_summary(owner, [var])
-            stats.weight_summary(owner, [var])
+        for size in range(8):
+            var = tf.Variable(np.ones((3, size + 11), np.float32))
+            stats.weight_summary([var])
+            stats.weight_summary([var])
     assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+
+
+def test_a_fresh_model_of_the_same_architecture_reuses_the_reader_and_is_not_kept_alive():
+    import gc
+    import weakref
+
+    import keras
+    from nanwatch.engine import stats
+
+    def model(seed):
+        keras.utils.set_random_seed(seed)
+        return keras.Sequential([keras.Input((5,)), keras.layers.Dense(4), keras.layers.Dense(1)])
+
+    first = model(0)
+    stats.weight_summary(first.trainable_variables)
+    readers = len(stats._READERS)
+    second = model(1)
+    np.testing.assert_array_equal(stats.weight_summary(second.trainable_variables),
+                                  _numpy_rows(second.trainable_variables))
+    assert len(stats._READERS) == readers
+    gone = weakref.ref(first)
+    del first
+    gc.collect()
+    assert gone() is None
 
 
 @pytest.mark.parametrize("n", [1, 40])
@@ -78,4 +97,4 @@ def test_weight_summary_of_many_small_variables(n):
     from nanwatch.engine import stats
 
     variables = [tf.Variable(np.full((i + 1,), float(i), np.float32)) for i in range(n)]
-    np.testing.assert_array_equal(stats.weight_summary(_Owner(), variables), _numpy_rows(variables))
+    np.testing.assert_array_equal(stats.weight_summary(variables), _numpy_rows(variables))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import weakref
+import collections
 
 import numpy as np
 
@@ -114,43 +114,54 @@ def norm(arr) -> float | None:
     return float(np.sqrt(np.sum(np.square(arr.astype(np.float64)))))
 
 
-# Per-model weight summaries: one traced function reads every variable at once, about ten
-# times cheaper per call than reading each variable eagerly into numpy. Its first call traces
-# it, once per model, so every watched cell that builds a fresh model pays for it: the graph is
-# kept small. Small variables (biases, normalisation scales, small kernels) are flattened
-# together and reduced per variable with segment sums, a dozen ops in all; large ones keep
-# their own reductions, which run multithreaded where a segment reduction would not
-# (measured, bench CNN: a segment reduction over all its 57k weights took 3.5 ms a call
-# against 0.9 ms).
-_SUMMARIES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# Weight summaries: one traced function reads every variable at once, about ten times cheaper
+# per call than reading each variable eagerly into numpy. Tracing it costs 0.1-0.2 s, paid by
+# the first cell that watches a model of its shape: the function takes the variables as
+# arguments, so a fresh model of the same architecture (the cell run again) reuses it. The
+# graph is kept small too (see _summary_function).
+_READERS: "collections.OrderedDict" = collections.OrderedDict()   # variable shapes and dtypes -> reader
+_READERS_KEPT = 32
 _SMALL_VARIABLE = 8192   # elements: at most this many, a variable joins the segment reduction
 
 
-def weight_summary(owner, variables) -> np.ndarray | None:
+def weight_summary(variables) -> np.ndarray | None:
     """[len(variables), 7] float64: per variable the sum, sum of squares, min and max of the
     finite values, then NaN, Inf and finite counts (min/max are +inf/-inf with no finite
-    value). The traced function is kept per `owner` (a model) while its variables stay the
-    same. Run it with the op callback detached: it is nanwatch's own computation."""
+    value). Run it with the op callback detached: it is nanwatch's own computation."""
     if not variables:
         return None
-    token = tuple(id(v) for v in variables)
-    cached = _SUMMARIES.get(owner)
-    if cached is None or cached[0] != token:
-        cached = (token, *_summary_function(list(variables)))
-        _SUMMARIES[owner] = cached
-    _, rows_in_order, function = cached
-    rows = function().numpy()[rows_in_order]
+    handles = [_handle(v) for v in variables]
+    signature = tuple((tuple(h.shape), h.dtype.name) for h in handles)
+    reader = _READERS.get(signature)
+    if reader is None:
+        reader = _READERS[signature] = _summary_function(handles)
+        while len(_READERS) > _READERS_KEPT:
+            _READERS.popitem(last=False)
+    _READERS.move_to_end(signature)
+    rows_in_order, function = reader
+    rows = function(handles).numpy()[rows_in_order]
     size, nan, finite = rows[:, 6], rows[:, 4], rows[:, 5]
     none_finite = finite == 0
     rows[none_finite, 2], rows[none_finite, 3] = np.inf, -np.inf   # empty segments hold the dtype's extremes
     return np.column_stack([rows[:, :5], size - nan - finite, finite])
 
 
+def _handle(variable):
+    """The TensorFlow variable under a Keras 3 variable: passed to the reader as a resource,
+    it is read inside the graph, not eagerly one by one."""
+    inner = getattr(variable, "value", None)
+    return inner if inner is not None and hasattr(inner, "handle") else variable
+
+
 def _summary_function(values):
-    """(where each variable's row lands, a concrete function returning the rows [sum, sum of
-    squares, min, max, NaN count, finite count, size]: small variables first, then large).
+    """(where each variable's row lands, a concrete function of the variables returning the rows
+    [sum, sum of squares, min, max, NaN count, finite count, size]: small variables first, then
+    large). Small variables (biases, normalisation scales, small kernels) are flattened together
+    and reduced per variable with segment sums, a dozen ops in all; large ones keep their own
+    reductions, which run multithreaded where a segment reduction would not (measured on the
+    bench CNN: a segment reduction over all its 57k weights took 3.5 ms a call, against 0.9 ms).
     Calling a concrete function skips tf.function's retracing detector, which would otherwise
-    warn the user about nanwatch's function after a few fresh models."""
+    warn the user about nanwatch's function after a few models of new shapes."""
     import tensorflow as tf
 
     small = [i for i, v in enumerate(values) if (v.shape.num_elements() or _SMALL_VARIABLE + 1) <= _SMALL_VARIABLE]
@@ -187,10 +198,10 @@ def _summary_function(values):
             tf.reduce_sum(tf.cast(finite, tf.float64)),
             tf.cast(tf.size(x), tf.float64)])[tf.newaxis]
 
-    def summarise():
-        blocks = [segment_rows([flat(values[i]) for i in small])] if small else []
-        blocks += [reduced_row(flat(values[i])) for i in large]
+    def summarise(variables):
+        blocks = [segment_rows([flat(variables[i]) for i in small])] if small else []
+        blocks += [reduced_row(flat(variables[i])) for i in large]
         return tf.concat(blocks, axis=0)
 
     rows_in_order = np.argsort(small + large)
-    return rows_in_order, tf.function(summarise, autograph=False, jit_compile=False).get_concrete_function()
+    return rows_in_order, tf.function(summarise, autograph=False, jit_compile=False).get_concrete_function(values)
