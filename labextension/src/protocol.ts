@@ -147,6 +147,8 @@ export interface IReport {
     stopped: boolean | null;
     notes: string[];
     error: string | null;
+    /** false when the kernel could not watch (TensorFlow missing or too old): nothing was checked */
+    watched: boolean | null;
   };
   first_nonfinite: IFirstNonfinite | null;
   diagnosis: IDiagnosis[];
@@ -484,7 +486,8 @@ export function readReport(x: unknown): IReport | null {
       epochs: int(run.epochs),
       stopped: bool(run.stopped),
       notes: list(run.notes, v => str(v), 50),
-      error: str(run.error)
+      error: str(run.error),
+      watched: bool(run.watched)
     },
     first_nonfinite: readFirst(x.first_nonfinite),
     diagnosis: list(x.diagnosis, readDiagnosis, 50),

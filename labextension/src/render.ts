@@ -23,6 +23,7 @@ import {
   runFirst,
   runLayers,
   runStatus,
+  runWatched,
   runStepCount,
   runSteps
 } from './store';
@@ -253,6 +254,9 @@ export function sparkline(doc: Document, values: Num[], title: string, width = 9
 export function statusLabel(entry: IRunEntry): string {
   const status = runStatus(entry);
   const first = runFirst(entry);
+  if (!runWatched(entry)) {
+    return 'not watched';
+  }
   if (first && (status === 'nonfinite' || status === 'running')) {
     const c = first.counts;
     const inf = (c.pos_inf ?? 0) + (c.neg_inf ?? 0);
@@ -262,8 +266,8 @@ export function statusLabel(entry: IRunEntry): string {
 }
 
 function statusBadge(doc: Document, entry: IRunEntry): HTMLElement {
-  const status = runStatus(entry);
-  return el(doc, 'span', `nanwatch-badge nanwatch-badge-${first(entry) ? 'nonfinite' : status}`, statusLabel(entry));
+  const kind = !runWatched(entry) ? 'unwatched' : first(entry) ? 'nonfinite' : runStatus(entry);
+  return el(doc, 'span', `nanwatch-badge nanwatch-badge-${kind}`, statusLabel(entry));
 }
 
 function first(entry: IRunEntry): boolean {
@@ -302,6 +306,7 @@ function renderRunList(
     const status = runStatus(entry);
     const li = el(doc, 'li', 'nanwatch-run');
     li.dataset.status = status;
+    li.dataset.watched = String(runWatched(entry));
     li.dataset.runId = entry.id;
     if (entry === current) {
       li.classList.add('nanwatch-mod-selected');
@@ -567,8 +572,12 @@ function renderRun(doc: Document, entry: IRunEntry, handlers: IRenderHandlers, o
   const status = runStatus(entry);
   box.dataset.runId = entry.id;
   box.dataset.status = status;
+  const watched = runWatched(entry);
+  box.dataset.watched = String(watched);
   const facts = [cellLabel(entry.cell)];
-  if (entry.mode) {
+  if (!watched) {
+    facts.push('not watched');
+  } else if (entry.mode) {
     facts.push(`${entry.mode} mode`);
   }
   if (entry.report && entry.report.run.epochs) {
@@ -590,6 +599,8 @@ function renderRun(doc: Document, entry: IRunEntry, handlers: IRenderHandlers, o
   const first = runFirst(entry);
   if (first) {
     box.appendChild(renderFirst(doc, first, handlers));
+  } else if (!watched) {
+    box.appendChild(el(doc, 'p', 'nanwatch-note', 'Not watched: the cell ran, but nothing in it was checked (see the note below).'));
   } else if (status === 'running') {
     box.appendChild(el(doc, 'p', 'nanwatch-note', 'Watching: no NaN or Inf so far.'));
   } else if (status === 'healthy') {

@@ -61,6 +61,11 @@ export function runStatus(entry: IRunEntry): RunStatus {
   return 'running';
 }
 
+/** False for a finished run the kernel could not watch (its status says nothing about NaN). */
+export function runWatched(entry: IRunEntry): boolean {
+  return !(entry.report && entry.report.run.watched === false);
+}
+
 /** The first non-finite event of a run, final or live. */
 export function runFirst(entry: IRunEntry): IFirstNonfinite | null {
   return entry.report ? entry.report.first_nonfinite : entry.first;

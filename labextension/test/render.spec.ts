@@ -126,6 +126,30 @@ describe('renderState', () => {
     expect(text(node, '.nanwatch-cause-title')).toBe('Log of a non-positive value');
   });
 
+  it('shows a run the kernel could not watch as not watched, never as healthy', () => {
+    const { store, calls, feed, render } = setup();
+    const unwatched = healthy('old-tf') as any;
+    unwatched.run = { ...unwatched.run, watched: false, notes: ['TensorFlow 2.15.1 is older than 2.16, which nanwatch needs: the cell ran unwatched.'] };
+    feed({ v: 1, type: 'run_finished', report: unwatched });
+    feed({ v: 1, type: 'run_finished', report: healthy('fine') });
+    let node = render();
+    const [fine, old] = Array.from(node.querySelectorAll<HTMLElement>('.nanwatch-run'));
+    expect(old.dataset.watched).toBe('false');
+    expect(text(old, '.nanwatch-badge')).toBe('not watched');
+    expect(old.querySelector('.nanwatch-badge-unwatched')).not.toBeNull();
+    expect(fine.dataset.watched).toBe('true');
+    expect(text(fine, '.nanwatch-badge')).toBe('healthy');
+    old.querySelector<HTMLButtonElement>('button')!.click();
+    expect(calls.select).toEqual(['old-tf']);
+    store.select('nb', 'old-tf');
+    node = render();
+    expect(text(node, '.nanwatch-detail-meta')).toContain('not watched');
+    expect(text(node, '.nanwatch-detail-meta')).not.toContain('exact mode');
+    expect(text(node, '.nanwatch-detail .nanwatch-note')).toContain('nothing in it was checked');
+    expect(text(node, '.nanwatch-detail')).not.toContain('No NaN or Inf in this run');
+    expect(text(node, '.nanwatch-notes')).toContain('older than 2.16');
+  });
+
   it('shows the empty-state hint for a connected kernel with no runs', () => {
     const { feed, render } = setup();
     feed({ v: 1, type: 'snapshot', runs: [], active: null });
