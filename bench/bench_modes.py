@@ -21,6 +21,8 @@ the noise floor is plain against a second, identical plain.
    instrument when a function is traced (tfdbg2, enable_check_numerics). Also measured here:
    peak RSS growth during the fit (VmHWM, reset through /proc/self/clear_refs) and bytes
    written to disk (tfdbg2's dump directory; for nanwatch, new entries in the temp directory).
+   Its 'cpu' is the whole fit's process CPU time, tracing included: CPU time leaves out the time
+   a neighbour on a shared VM takes the cores, which wall time does not.
 
 Last, on models that go non-finite inside the model (a finite outlier they overflow on), the time
 from the failing step to nanwatch's complete report, HTML figures included.
@@ -188,18 +190,19 @@ def _step_clock():
 
 
 def run_fit(model, variant, x, y, batch):
-    """(whole fit s, s per step after the first, peak RSS growth, disk bytes, CPU s per step) of one fit."""
+    """(whole fit s, s per step after the first, peak RSS growth, disk bytes, CPU s per step after the
+    first, whole-fit CPU s) of one fit."""
     ctx: dict = {"disk": 0}
     clock = _step_clock()
     _reset_peak()
     base = _rss("VmRSS:")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with variant(ctx) as kwargs:
         kwargs = dict(kwargs)
         kwargs["callbacks"] = list(kwargs.get("callbacks", [])) + [clock]
         model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False, **kwargs)
-    elapsed = time.perf_counter() - start
-    return elapsed, clock.per_step(), max(0, _rss("VmHWM:") - base), ctx["disk"], clock.cpu_per_step()
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    return elapsed, clock.per_step(), max(0, _rss("VmHWM:") - base), ctx["disk"], clock.cpu_per_step(), cpu
 
 
 def steady_state(name, variants, rounds, steps, batch):
@@ -233,12 +236,15 @@ def _paired_rounds(variants, rounds, fit_one):
 
 
 def _rows(name, steps, runs, column):
-    """Per variant: median over rounds of the paired ratio to plain, min, max, and raw figures."""
+    """Per variant: median over rounds of the paired ratio to plain, min, max, the CPU ratio (per step
+    after the first for the steady table, column 1; the whole fit's for the whole-fit table, column 0,
+    so that tracing counts), and raw figures."""
     base = runs["plain"]
     rows = []
     for label, mine in runs.items():
         ratios = [m[column] / b[column] for m, b in zip(mine, base)]
-        cpu = statistics.median(m[4] / b[4] for m, b in zip(mine, base))
+        cpu_column = 4 if column == 1 else 5
+        cpu = statistics.median(m[cpu_column] / b[cpu_column] for m, b in zip(mine, base))
         rows.append((name, steps, label, statistics.median(ratios), min(ratios), max(ratios), cpu,
                      statistics.median(m[column] for m in mine), max(m[2] for m in mine) / 2**20,
                      max(m[3] for m in mine) / 2**20))
