@@ -252,11 +252,11 @@ export function sparkline(doc: Document, values: Num[], title: string, width = 9
 
 /** The badge text: "NaN", or "Inf" when the first non-finite tensor held only infinities. */
 export function statusLabel(entry: IRunEntry): string {
-  const status = runStatus(entry);
-  const first = runFirst(entry);
   if (!runWatched(entry)) {
     return 'not watched';
   }
+  const status = runStatus(entry);
+  const first = runFirst(entry);
   if (first && (status === 'nonfinite' || status === 'running')) {
     const c = first.counts;
     const inf = (c.pos_inf ?? 0) + (c.neg_inf ?? 0);

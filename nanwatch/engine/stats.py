@@ -164,39 +164,36 @@ def _summary_function(values):
     warn the user about nanwatch's function after a few models of new shapes."""
     import tensorflow as tf
 
-    small = [i for i, v in enumerate(values) if (v.shape.num_elements() or _SMALL_VARIABLE + 1) <= _SMALL_VARIABLE]
-    large = [i for i in range(len(values)) if i not in set(small)]
+    small, large = [], []
+    for index, var in enumerate(values):
+        size = var.shape.num_elements()
+        (small if size is not None and size <= _SMALL_VARIABLE else large).append(index)
 
     def flat(var):
         return tf.reshape(tf.cast(var, tf.float64), [-1])
 
-    def fill(x, value):
-        return tf.fill(tf.shape(x), tf.constant(value, tf.float64))
+    def statistic_rows(x, sizes, total, smallest, largest):
+        """The row layout above, from `x` and reducers: whole-tensor ones give one row, segment
+        ones a row per segment."""
+        finite = tf.math.is_finite(x)
+        kept = tf.where(finite, x, tf.zeros_like(x))
+        return tf.stack([
+            total(kept), total(kept * kept),
+            smallest(tf.where(finite, x, tf.fill(tf.shape(x), tf.constant(np.inf, tf.float64)))),
+            largest(tf.where(finite, x, tf.fill(tf.shape(x), tf.constant(-np.inf, tf.float64)))),
+            total(tf.cast(tf.math.is_nan(x), tf.float64)), total(tf.cast(finite, tf.float64)),
+            tf.cast(sizes, tf.float64)], axis=-1)
 
     def segment_rows(parts):
-        x = tf.concat(parts, axis=0)
         sizes = tf.stack([tf.size(part) for part in parts])
         ids, n = tf.repeat(tf.range(len(parts)), sizes), len(parts)
-        finite = tf.math.is_finite(x)
-        kept = tf.where(finite, x, tf.zeros_like(x))
-        return tf.stack([
-            tf.math.unsorted_segment_sum(kept, ids, n), tf.math.unsorted_segment_sum(kept * kept, ids, n),
-            tf.math.unsorted_segment_min(tf.where(finite, x, fill(x, np.inf)), ids, n),
-            tf.math.unsorted_segment_max(tf.where(finite, x, fill(x, -np.inf)), ids, n),
-            tf.math.unsorted_segment_sum(tf.cast(tf.math.is_nan(x), tf.float64), ids, n),
-            tf.math.unsorted_segment_sum(tf.cast(finite, tf.float64), ids, n),
-            tf.cast(sizes, tf.float64)], axis=1)
+        return statistic_rows(tf.concat(parts, axis=0), sizes,
+                              lambda t: tf.math.unsorted_segment_sum(t, ids, n),
+                              lambda t: tf.math.unsorted_segment_min(t, ids, n),
+                              lambda t: tf.math.unsorted_segment_max(t, ids, n))
 
     def reduced_row(x):
-        finite = tf.math.is_finite(x)
-        kept = tf.where(finite, x, tf.zeros_like(x))
-        return tf.stack([
-            tf.reduce_sum(kept), tf.reduce_sum(kept * kept),
-            tf.reduce_min(tf.where(finite, x, fill(x, np.inf))),
-            tf.reduce_max(tf.where(finite, x, fill(x, -np.inf))),
-            tf.reduce_sum(tf.cast(tf.math.is_nan(x), tf.float64)),
-            tf.reduce_sum(tf.cast(finite, tf.float64)),
-            tf.cast(tf.size(x), tf.float64)])[tf.newaxis]
+        return statistic_rows(x, tf.size(x), tf.reduce_sum, tf.reduce_min, tf.reduce_max)[tf.newaxis]
 
     def summarise(variables):
         blocks = [segment_rows([flat(variables[i]) for i in small])] if small else []
