@@ -1,0 +1,59 @@
+"""The evidence record: what a watched run gathered for the diagnosis, as one typed record.
+
+The recorder (`nanwatch.recorder`) produces it, in one place; the diagnosis
+(`nanwatch.diagnosis`) reads it. TensorFlow-free, plain data: numbers, strings, lists and
+dicts, so a test can build one by hand and `diagnose` accepts a dict of the same fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+
+@dataclass
+class Evidence:
+    """Every field is optional; each is read by at least one diagnosis rule (see docs/design.md)."""
+
+    # The Keras call that ran last in the cell: "fit" | "evaluate" | "predict" | None (custom code).
+    call: str | None = None
+    # schema 1 `first_nonfinite` (None while the run is finite)
+    first_nonfinite: dict | None = None
+    # data_checks.profile_array profiles of the arrays given to fit/evaluate/predict, each with "call"
+    data: list = field(default_factory=list)
+    # schema 1 `steps` and `layers`
+    steps: list = field(default_factory=list)
+    layers: list = field(default_factory=list)
+    # {class, inner_class?, learning_rate, clipnorm, clipvalue, global_clipnorm, loss_scale}
+    optimizer: dict | None = None
+    # {name, from_logits}
+    loss: dict | None = None
+    # weights non-finite before the cell's first step: [{layer, variable, counts}]
+    nan_weights: list = field(default_factory=list)
+    # kernels' norms before the first step: [{layer, variable, norm, fan_in, fan_out}]
+    initial_weight_norms: list = field(default_factory=list)
+    # the model's layers as built: [{name, class, config}] (Keras `get_config()` of each layer)
+    layers_config: list = field(default_factory=list)
+    # Keras dtype policy name, e.g. "mixed_float16"
+    dtype_policy: str | None = None
+    # steps a LossScaleOptimizer skipped (its scale went down)
+    fp16_skipped_steps: int = 0
+    # at predict: the training features' ranges (drift.training_ranges), kept per model by the recorder
+    train_ranges: dict | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_mapping(cls, mapping) -> "Evidence":
+        """From a dict of the same fields (tests, old callers); unknown keys are ignored and
+        malformed values left for the diagnosis to read defensively."""
+        if isinstance(mapping, Evidence):
+            return mapping
+        if not isinstance(mapping, dict):
+            return cls()
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in mapping.items() if k in known and v is not None}
+        return cls(**values)
+
+
+FIELDS = tuple(f.name for f in fields(Evidence))
