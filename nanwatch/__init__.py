@@ -1,6 +1,6 @@
 """nanwatch: the first op that produced NaN/Inf in a Keras/TensorFlow cell, and why.
 
-Public API (a contract, see DESIGN.md): `%load_ext nanwatch`, `%%nanwatch [options]`,
+Public API (a contract, see docs/design.md and docs/schema.md): `%load_ext nanwatch`, `%%nanwatch [options]`,
 `%nanwatch [last|reset|--help]`, `watch(**options)`, `last_report()`, `Report`.
 """
 

@@ -33,8 +33,9 @@ _LIBRARY_MARKERS = tuple(f"{_SEP}{name}{_SEP}" for name in (
     "ipykernel", "numpy", "absl", "optree", "tree"))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Where:
+    """Where an op was made. Frozen: a refined copy is made with `dataclasses.replace`."""
     layer: str | None
     layer_path: str | None   # e.g. "sequential/dense" (outer layers first)
     phase: str
@@ -49,9 +50,6 @@ class CellMap:
         self.files: dict[str, int] = {}      # filename -> execution count
         self.cell_ids: dict[int, str] = {}   # execution count -> cell id
         self.shell = None
-        # ids of the layers users put in their models (model.layers, nested models opened):
-        # an op inside an RNN's cell or a custom block's sublayer is named after that layer
-        self.user_layers: set = set()
 
     def cell_of(self, filename: str):
         if filename in self.files:
@@ -83,8 +81,10 @@ def _keras_layer_classes() -> tuple:
     return tuple(found)
 
 
-def resolve(frame, cells: CellMap, tape_active: bool = False) -> Where:
-    """Walk the stack from `frame` outwards."""
+def resolve(frame, cells: CellMap, tape_active: bool = False, user_layers=frozenset()) -> Where:
+    """Walk the stack from `frame` outwards. `user_layers`: ids of the layers users put in their
+    models (nested models opened): an op inside an RNN's cell or a custom block's sublayer is
+    named after that layer."""
     layer_cls = _keras_layer_classes()
     phase = None
     layers: list = []
@@ -124,7 +124,7 @@ def resolve(frame, cells: CellMap, tape_active: bool = False) -> Where:
         frame = frame.f_back
     if phase is None:
         phase = "forward" if layers else ("loss" if tape_active else "forward")
-    leaf = next((layer for layer in layers if id(layer) in cells.user_layers), layers[0] if layers else None)
+    leaf = next((layer for layer in layers if id(layer) in user_layers), layers[0] if layers else None)
     path = "/".join(getattr(layer, "name", "?") for layer in reversed(layers)) if layers else None
     return Where(layer=getattr(leaf, "name", None), layer_path=path, phase=phase,
                  source=source or fallback_source, scope=scope or None)

@@ -18,13 +18,15 @@ op produced the first NaN/Inf.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import sys
 import threading
-from dataclasses import dataclass, field
 
+from .. import ops
 from . import stats
-from .frames import CellMap, Where, resolve
+from .detection import Detection, OpRecord
+from .frames import CellMap, resolve
 
 _MARK = "nanwatch:"
 _MARK_RE = re.compile(r"nanwatch:(\d+)")
@@ -46,78 +48,49 @@ _SKIP_GRAPH_OPS = frozenset({
 })
 _SKIP_EAGER_OPS = frozenset({"CheckNumerics", "CheckNumericsV2", "DebugIdentityV2",
                              "DebugNumericSummaryV2", "Identity", "IdentityN", "Const"})
-# Contractions and the bias adds after them are left unchecked in graphs: grappler fuses
-# MatMul/Conv + bias add (+ residual add) + activation into one kernel, which rounds
-# differently from the separate ops, and a check between them would block that fusion, so a
-# watched run would no longer compute what the unwatched run computes. The fused op's output
-# (the activation, or whatever consumes the chain) is checked; when that check fails, the
-# record names the unchecked producers and the eager replay tells which of them it was.
-_CONTRACTIONS = frozenset({"MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Conv2D", "Conv3D",
-                           "DepthwiseConv2dNative", "Conv"})
-_BIAS_ADDS = frozenset({"BiasAdd", "BiasAddV1", "AddV2", "Add"})
-_UNCHECKED_PRODUCERS = _CONTRACTIONS | _BIAS_ADDS
-# Ops that hand over input data: a non-finite value there is the data's, not an op's.
-DATA_OPS = frozenset({"IteratorGetNext", "IteratorGetNextSync", "OptionalGetValue", "IteratorGetNextAsOptional"})
+# Contractions and the bias adds after them (ops.FUSION_INTERMEDIATES) are left unchecked in
+# graphs: grappler fuses MatMul/Conv + bias add (+ residual add) + activation into one kernel,
+# which rounds differently from the separate ops, and a check between them would block that
+# fusion, so a watched run would no longer compute what the unwatched run computes. The fused
+# op's output (the activation, or whatever consumes the chain) is checked; when that check
+# fails, the record names the unchecked producers and the eager replay tells which of them it was.
 # Batch-norm statistics outputs are legitimately undefined on empty batches.
 _IGNORED_OUTPUTS = frozenset((op, slot) for op in ("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3")
                              for slot in range(1, 6))
 
 
-@dataclass
-class OpRecord:
-    """A graph op as it was traced."""
-    op_type: str
-    op_name: str
-    slot: int
-    dtype: str
-    graph: str
-    inputs: list          # [(tensor name, op type)]
-    where: Where
-    device: str = ""
-    upstream: list = field(default_factory=list)   # unchecked producers [(op type, op name)], nearest first
-
-
-@dataclass
-class Detection:
-    """The first non-finite tensor and what is known about it."""
-    context: str                  # "graph" | "eager" | "data"
-    op_type: str | None
-    op_name: str | None
-    slot: int
-    where: Where
-    dtype: str | None = None
-    kind: str | None = None       # from the check's message: "NaN", "Inf", "-Inf", ...
-    counts: dict | None = None
-    inputs: list = field(default_factory=list)     # stats.health dicts
-    histogram: dict | None = None
-    data: dict | None = None
-    consumer: dict | None = None  # for data origins: the op that first consumed the data
-    gradient_of: bool = False     # the check of a gradient flowing into this op's output
-    device: str | None = None
-    output: object = None         # numpy array of the culprit output, when captured
-    upstream: list = field(default_factory=list)   # unchecked producers the value may come from
-
-
 # Graph op records, for the kernel's lifetime: a step function traced in one watched cell is
-# reused by the next (see keras_hooks), and its checks name records by index.
+# reused by the next (see keras_steps), and its checks name records by index.
 _RECORDS: list = []
+# The installed probe (one watched run at a time): step functions cached across cells find it here.
+_current: list = [None]
 
 
-class NonFiniteFound(Exception):
-    """Raised into the user's code to stop the run at the first non-finite tensor."""
+def current():
+    """The probe of the run being watched, or None."""
+    return _current[0]
 
-    def __init__(self, detection: Detection):
-        super().__init__(f"nanwatch stopped the run: {detection.op_type or 'input data'} produced a non-finite value")
-        self.detection = detection
+
+def paused_current():
+    """`current().paused()`, or nothing to pause outside a watched run."""
+    probe = _current[0]
+    return probe.paused() if probe is not None else contextlib.nullcontext()
+
+
+def detached_current():
+    """`current().detached()`, or nothing to detach outside a watched run."""
+    probe = _current[0]
+    return probe.detached() if probe is not None else contextlib.nullcontext()
 
 
 class Probe:
     """Installs the op callback; keeps the graph op records; reports detections."""
 
-    def __init__(self, cells: CellMap, on_detect, stop: bool = True):
+    def __init__(self, cells: CellMap, layers, events):
         self.cells = cells
-        self.on_detect = on_detect     # called with a Detection; may raise to stop
-        self.stop = stop
+        self.layers = layers           # LayerIndex: the user's layers, for an op's layer
+        self.events = events           # RunEvents: `detected` may raise to stop
+        self._capture_box = None       # during a replay: detections go here instead
         self.records: list[OpRecord] = _RECORDS
         self.active = True
         self._local = threading.local()
@@ -136,8 +109,11 @@ class Probe:
         from tensorflow.python.framework import op_callbacks
         op_callbacks.add_op_callback(self.callback)
         self._installed = True
+        _current[0] = self
 
     def uninstall(self):
+        if _current[0] is self:
+            _current[0] = None
         if not self._installed:
             return
         from tensorflow.python.framework import op_callbacks
@@ -146,6 +122,10 @@ class Probe:
         except KeyError:
             pass
         self._installed = False
+
+    def deactivate(self):
+        """No more checks in this run (the run goes on after its first non-finite value)."""
+        self.active = False
 
     @contextlib.contextmanager
     def paused(self):
@@ -174,7 +154,11 @@ class Probe:
         from tensorflow.python.framework import op_callbacks
         was = self._installed
         if was:
-            self.uninstall()
+            try:
+                op_callbacks.remove_op_callback(self.callback)
+            except KeyError:
+                pass
+            self._installed = False
         try:
             yield
         finally:
@@ -189,20 +173,22 @@ class Probe:
         The detection travels in the list, not in the exception: code between the op
         and the caller may re-create exceptions from their message.
         """
-        saved = (self.on_detect, self.active, self.stop)
+        saved = (self._capture_box, self.active)
         box: list = []
-
-        def raise_it(detection):
-            box.append(detection)
-            raise exc_type("nanwatch replay found the first non-finite op")
-
-        self.on_detect, self.active, self.stop = raise_it, True, True
+        self._capture_box, self.active = (box, exc_type), True
         self._layer_of_output = {}
         try:
             yield box
         finally:
-            self.on_detect, self.active, self.stop = saved
+            self._capture_box, self.active = saved
             self._layer_of_output = None
+
+    def _report(self, detection):
+        if self._capture_box is not None:
+            box, exc_type = self._capture_box
+            box.append(detection)
+            raise exc_type("nanwatch replay found the first non-finite op")
+        self.events.detected(detection)
 
     # --- the callback -----------------------------------------------------------------
     def callback(self, op_type, inputs, attrs, outputs, op_name=None, graph=None):
@@ -222,7 +208,7 @@ class Probe:
     def _instrument(self, op_type, inputs, outputs, op_name, graph):
         if op_type in _SKIP_GRAPH_OPS or not outputs:
             return None
-        if op_type in _CONTRACTIONS or (op_type in _BIAS_ADDS and any(_unchecked(t) for t in inputs)):
+        if op_type in ops.CONTRACTIONS or (op_type in ops.BIAS_ADDS and any(_unchecked(t) for t in inputs)):
             return None   # a fusion intermediate: checked where the fused chain ends
         from tensorflow.python.ops import gen_array_ops
         from tensorflow.python.eager import record
@@ -234,7 +220,7 @@ class Probe:
             if dtype is None or not dtype.is_floating or (op_type, slot) in _IGNORED_OUTPUTS:
                 continue
             if where is None:
-                where = resolve(sys._getframe(2), self.cells, record.could_possibly_record())
+                where = resolve(sys._getframe(2), self.cells, record.could_possibly_record(), self.layers.user_layers)
                 if where.phase in self.tolerated_phases:
                     return None
                 upstream = _unchecked_chain(inputs)
@@ -265,7 +251,7 @@ class Probe:
             arr = stats.to_numpy(out)
             if stats.all_finite(arr):
                 continue
-            if op_type in DATA_OPS:
+            if op_type in ops.ITERATOR_OPS:
                 self._data_detection(op_type, slot, out, arr)
             else:
                 self._eager_detection(op_type, inputs, slot, out, arr)
@@ -273,7 +259,7 @@ class Probe:
 
     def _note_layer(self, outputs):
         from tensorflow.python.eager import record
-        where = resolve(sys._getframe(3), self.cells, record.could_possibly_record())
+        where = resolve(sys._getframe(3), self.cells, record.could_possibly_record(), self.layers.user_layers)
         if where.layer is not None and where.phase == "forward":
             for out in outputs:
                 self._layer_of_output[id(out)] = where.layer
@@ -292,11 +278,11 @@ class Probe:
 
     def _data_detection(self, op_type, slot, out, arr):
         from tensorflow.python.eager import record
-        where = resolve(sys._getframe(3), self.cells, record.could_possibly_record())
-        where.phase = "input"
+        where = resolve(sys._getframe(3), self.cells, record.could_possibly_record(), self.layers.user_layers)
+        where = dataclasses.replace(where, phase="input")
         data = stats.nonfinite_cells(arr) or {}
         data.update(source=f"component {slot}" if slot else "x")
-        self.on_detect(Detection(
+        self._report(Detection(
             context="data", op_type=None, op_name=None, slot=slot, where=where, dtype=out.dtype.name,
             counts=stats.counts(arr), histogram=stats.histogram(arr), data=data,
             consumer={"op_type": op_type, "layer": None, "input": slot},
@@ -304,11 +290,11 @@ class Probe:
 
     def _eager_detection(self, op_type, inputs, slot, out, arr):
         from tensorflow.python.eager import record
-        where = resolve(sys._getframe(3), self.cells, record.could_possibly_record())
+        where = resolve(sys._getframe(3), self.cells, record.could_possibly_record(), self.layers.user_layers)
         if where.phase in self.tolerated_phases:
             return
         if where.phase == "backward" and where.layer is None and self._layer_of_output:
-            where.layer = self._forward_layer(sys._getframe(3))
+            where = dataclasses.replace(where, layer=self._forward_layer(sys._getframe(3)))
         input_arrays = [stats.to_numpy(t) if getattr(getattr(t, "dtype", None), "is_floating", False) else None
                         for t in inputs]
         healths = [stats.health(a, name=f"input:{i}") for i, a in enumerate(input_arrays)]
@@ -329,7 +315,7 @@ class Probe:
                 context="eager", op_type=op_type, op_name=None, slot=slot, where=where,
                 dtype=out.dtype.name, counts=stats.counts(arr), inputs=healths,
                 histogram=_input_histogram(input_arrays), device=device, output=arr)
-        self.on_detect(detection)
+        self._report(detection)
 
     # --- graph failures -----------------------------------------------------------------
     def detection_from_error(self, exc) -> Detection | None:
@@ -343,7 +329,7 @@ class Probe:
             return None
         rec = self.records[index]
         gradient = "detected in gradient" in message
-        if rec.op_type in DATA_OPS:
+        if rec.op_type in ops.ITERATOR_OPS:
             return Detection(context="data", op_type=None, op_name=None, slot=rec.slot, where=rec.where,
                              dtype=rec.dtype, consumer={"op_type": rec.op_type, "layer": None, "input": rec.slot},
                              device=rec.device or None)
@@ -362,7 +348,7 @@ class Probe:
 
 def _unchecked(tensor) -> bool:
     """Was this graph tensor produced by an op left unchecked (a fusion intermediate)?"""
-    return getattr(getattr(tensor, "op", None), "type", None) in _UNCHECKED_PRODUCERS
+    return getattr(getattr(tensor, "op", None), "type", None) in ops.FUSION_INTERMEDIATES
 
 
 def _unchecked_chain(inputs, limit: int = 8) -> list:

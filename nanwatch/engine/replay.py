@@ -11,8 +11,10 @@ Random ops (dropout) may draw differently: the caller compares the result.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
-from .probe import Detection
+from .detection import Detection
+from .model_facts import step_method
 
 
 class _Found(Exception):
@@ -69,7 +71,7 @@ def replay_step(model, kind: str, data, probe, replica: int | None = None) -> De
     being thread-local, do not reach)."""
     import tensorflow as tf
 
-    step_fn = {"train": model.train_step, "test": model.test_step, "predict": model.predict_step}[kind]
+    step_fn = step_method(model, kind)
     strategy = model.distribute_strategy
     distributed = getattr(strategy, "num_replicas_in_sync", 1) > 1
     if distributed:
@@ -91,3 +93,26 @@ def replay_step(model, kind: str, data, probe, replica: int | None = None) -> De
         finally:
             tf.config.run_functions_eagerly(was_eager)
     return found[0] if found else None
+
+
+def merge_replay(graph: Detection, replayed: Detection | None) -> tuple[Detection, bool]:
+    """The graph detection enriched with the replay's numbers; and whether it reproduced."""
+    if replayed is None:
+        return graph, False
+    fused_chain = {op for op, _ in graph.upstream}
+    if replayed.context != "data" and replayed.op_type != graph.op_type and replayed.op_type in fused_chain:
+        # the graph check sat after a fused chain left unchecked; the replay saw each op of it
+        return dataclasses.replace(replayed, device=replayed.device or graph.device), True
+    same = replayed.context == "data" or replayed.op_type == graph.op_type
+    if not same:
+        return graph, False
+    changes = {"counts": replayed.counts, "histogram": replayed.histogram, "output": replayed.output}
+    if replayed.context == "data":
+        changes.update(context="data", op_type=None, op_name=None, data=replayed.data, consumer=replayed.consumer)
+    else:
+        changes["inputs"] = [dict(h, name=(graph.inputs[i]["name"] if i < len(graph.inputs) else h["name"]),
+                                  op_type=(graph.inputs[i]["op_type"] if i < len(graph.inputs) else None))
+                             for i, h in enumerate(replayed.inputs)]
+    if graph.where.layer is None and replayed.where.layer is not None:
+        changes["where"] = dataclasses.replace(graph.where, layer=replayed.where.layer)
+    return dataclasses.replace(graph, **changes), True

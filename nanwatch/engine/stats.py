@@ -202,3 +202,11 @@ def _summary_function(values):
 
     rows_in_order = np.argsort(small + large)
     return rows_in_order, tf.function(summarise, autograph=False, jit_compile=False).get_concrete_function(values)
+
+
+def scalar(value):
+    """A one-element numeric tensor or array as a float (None otherwise)."""
+    arr = to_numpy(value)
+    if arr is None or arr.size != 1 or arr.dtype.kind not in "fiu":
+        return None
+    return float(arr.reshape(()))

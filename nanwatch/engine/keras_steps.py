@@ -1,0 +1,370 @@
+"""Keras step functions for a watched cell: exact (every op checked), fast (a sentinel only),
+or plain (no checks), and running one step under them.
+
+Our step function keeps the batch it ran (for replay and data rows), checks it for
+non-finite values before the step in exact mode, and returns per-variable gradient norms
+beside the logs (stripped before Keras sees them). Fast mode's sentinel is in the same
+graph: an all-finite verdict on the gradients, with the optimizer update under
+`tf.cond(all finite)`, so a non-finite step leaves weights and optimizer state as they were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+import weakref
+
+import numpy as np
+
+from . import stats, step_failure
+from .batches import bad_batch_detection, numpy_structure
+from .frames import resolve
+from .model_facts import loss_scaled, step_method
+from .probe import detached_current, paused_current
+
+_GRAD_KEY = "__nanwatch_grad_sq__"   # per-variable sum(g**2)/2, beside the logs
+_OK_KEY = "__nanwatch_finite__"       # fast mode: were all gradients finite
+SQUARES_OVERFLOW = "finite gradients whose squares overflow float32"
+
+# Traced step functions per model, kept across watched cells: re-tracing every cell would cost
+# the tracing time again and, as TensorFlow keeps each retired function graph, memory per cell.
+_TRACED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# The variables whose gradients a traced train step returns, in order (per model).
+_GRAD_VARIABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def grad_variables(model) -> list:
+    return _GRAD_VARIABLES.get(model, [])
+
+
+class StepRunner:
+    """Builds a model's step functions for the cell and runs each step under them."""
+
+    def __init__(self, events, probe, options, cells, calls):
+        self.events = events
+        self.probe = probe
+        self.options = options
+        self.cells = cells
+        self.calls = calls               # the hooks' stack of running Keras calls (x, y, batches)
+        self._plain: dict = {}           # (id(model), kind) -> uninstrumented function
+
+    def mode_for(self, model) -> str:
+        """exact or fast for this model's steps (fast cannot serve some set-ups: say why)."""
+        if self.options.mode == "exact":
+            return "exact"
+        reason = None
+        if getattr(model, "run_eagerly", False):
+            reason = "the model runs eagerly (run_eagerly=True)"
+        elif getattr(getattr(model, "distribute_strategy", None), "num_replicas_in_sync", 1) > 1:
+            reason = "a distribution strategy with several replicas"
+        if reason:
+            self.events.note(f"fast mode cannot serve model '{model.name}' ({reason}): it ran in exact mode.")
+            return "exact"
+        return "fast"
+
+    def build(self, model, kind, flavour=None):
+        """A step function: "exact" (every op checked), "fast" (sentinel only) or "plain" (no checks)."""
+        import tensorflow as tf
+
+        flavour = flavour or self.mode_for(model)
+        traced, traced_fetch = _traced(model, kind, flavour)
+        if flavour == "plain":
+            return traced
+        self.events.mode_decided(flavour)
+        runner, events = self, self.events
+
+        if kind == "predict":
+            def predict_function(batches):
+                outputs = None
+                for data in batches:
+                    out = runner.run_step(model, kind, traced, data, flavour)
+                    outputs = out if outputs is None else tf.nest.map_structure(
+                        lambda a, b: tf.concat([a, b], axis=0), outputs, out)
+                return outputs
+            return predict_function
+
+        def function(iterator):
+            outputs = None
+            for _ in range(max(1, int(getattr(model, "steps_per_execution", 1) or 1))):
+                if traced_fetch is not None and events.checks_on() and isinstance(iterator, tf.data.Iterator):
+                    try:
+                        out, data = traced_fetch(iterator)
+                    except tf.errors.OutOfRangeError:
+                        break
+                    outputs = runner.finish_step(model, kind, runner.begin(model, kind), out, data, flavour)
+                    continue
+                with self.probe.detached():
+                    data = _next_batch(iterator)
+                if data is None:
+                    break
+                outputs = runner.run_step(model, kind, traced, data, flavour)
+            if outputs is None:
+                raise StopIteration
+            return outputs
+        return function
+
+    def begin(self, model, kind) -> int:
+        if self.calls:
+            self.calls[-1]["batches"] += 1
+        return self.events.step_started(model, kind)
+
+    def _check_batch(self, data):
+        """Bad data in the batch: reported with its rows (raises when stopping)."""
+        call = self.calls[-1] if self.calls else {}
+        where = resolve(sys._getframe(1), self.cells)
+        detection = bad_batch_detection(data, call.get("x"), call.get("y"), call.get("batches", 1) - 1, where)
+        if detection is not None:
+            self.events.detected(detection, bad_batch=numpy_structure(data))
+        return detection
+
+    def run_step(self, model, kind, traced, data, flavour):
+        """One step: run it, catch what went non-finite, record stats.
+
+        exact: the batch is checked in numpy first, every op in the graph is checked.
+        fast: nothing per op; the sentinel's verdict (gradients, loss, metrics, outputs)
+        is read after the step, and only a tripped step gets the batch check and the replay.
+        """
+        import tensorflow as tf
+
+        step = self.begin(model, kind)
+        fn = traced
+        if not self.events.checks_on():
+            fn, flavour = self.plain_function(model, kind), "plain"
+        elif flavour == "exact":
+            self._check_batch(data)
+        try:
+            if flavour == "exact":
+                with self.probe.graph_only():
+                    outputs = fn(data)
+            else:
+                outputs = fn(data)
+        except tf.errors.InvalidArgumentError as exc:
+            detection = self.probe.detection_from_error(exc)
+            if detection is None:
+                raise
+            failure = step_failure.graph_failure(model, kind, data, step, detection, self.probe, self.options.replay)
+            self.events.step_failed(failure)   # raises NonFiniteFound when stopping
+            outputs, flavour = self.plain_function(model, kind)(data), "plain"
+        return self.finish_step(model, kind, step, outputs, data, flavour)
+
+    def finish_step(self, model, kind, step, outputs, data, flavour):
+        """Statistics of a step that ran; in fast mode, the sentinel's verdict."""
+        outputs, grad_sq, ok = _split_extras(outputs)
+        norms = None
+        if grad_sq is not None:
+            sq = stats.to_numpy(grad_sq)
+            norms = np.sqrt(2.0 * sq.astype(np.float64)) if sq is not None else None
+        record = self.events.step_ended(model, kind, step, outputs, norms)
+        if flavour == "fast":
+            scaled = loss_scaled(model)
+            reason = _sentinel_verdict(kind, outputs, record, ok, scaled)
+            if reason and self._sentinel_tripped(model, kind, data, step, reason,
+                                                 update_skipped=ok is not None and not scaled,
+                                                 alarm=reason != SQUARES_OVERFLOW):
+                # --no-stop: apply the skipped step unchecked, as the user's own run would have
+                outputs, _, _ = _split_extras(self.plain_function(model, kind)(data))
+        return outputs
+
+    def _sentinel_tripped(self, model, kind, data, step, reason, update_skipped, alarm) -> bool:
+        """Fast mode saw a non-finite step: replay it exactly. Returns whether the update was skipped
+        (then the caller applies the step unchecked, as the user's own run would have)."""
+        detected_at = time.perf_counter()
+        if self._check_batch(data) is not None:
+            return update_skipped
+        where = resolve(sys._getframe(2), self.cells)
+        failure = step_failure.sentinel_trip(model, kind, data, step, reason, where, self.probe,
+                                             self.options.replay, update_skipped, alarm, detected_at)
+        self.events.step_failed(failure)   # raises NonFiniteFound when stopping
+        return update_skipped
+
+    def plain_function(self, model, kind):
+        """The step without checks: for `--no-stop` after the first non-finite value, and to
+        apply a step the sentinel skipped when the replay found nothing."""
+        key = (id(model), kind)
+        if key not in self._plain:
+            self._plain[key] = self.build(model, kind, flavour="plain")
+        return self._plain[key]
+
+
+def _compile_token(model, kind, flavour):
+    """What a cached step function depends on: recompiling gives new loss/metric/optimizer objects."""
+    return (kind, flavour, bool(getattr(model, "run_eagerly", False)), id(getattr(model, "optimizer", None)),
+            id(getattr(model, "_compile_loss", None)), id(getattr(model, "_compile_metrics", None)))
+
+
+def _traced(model, kind, flavour):
+    """(step on a batch, fetch-and-step on an iterator or None): cached per model."""
+    import tensorflow as tf
+    from keras.src.backend.tensorflow.trainer import reduce_per_replica
+
+    cache = _TRACED.setdefault(model, {})
+    token = _compile_token(model, kind, flavour)
+    if token in cache:
+        return cache[token]
+    step_fn = step_method(model, kind)
+    strategy = model.distribute_strategy
+    sentinel = flavour == "fast"
+
+    @tf.autograph.experimental.do_not_convert
+    def one_step_on_data(data):
+        with _capturing_gradients(model, skip_nonfinite=sentinel) as captured:
+            outputs = strategy.run(step_fn, args=(data,))
+        outputs = reduce_per_replica(outputs, strategy, reduction="concat" if kind == "predict" else "auto")
+        if kind == "train" and captured.get("sq") is not None:
+            outputs = dict(outputs) if isinstance(outputs, dict) else {"outputs": outputs}
+            outputs[_GRAD_KEY] = captured["sq"]
+            if sentinel:
+                outputs[_OK_KEY] = captured["ok"]
+        return outputs
+
+    def trace(fn):
+        if getattr(model, "run_eagerly", False):
+            return fn
+        return tf.function(fn, reduce_retracing=True, jit_compile=False)
+
+    on_data = one_step_on_data
+    if hasattr(model, "_autoconvert_optionals"):
+        on_data = model._autoconvert_optionals(on_data)
+
+    @tf.autograph.experimental.do_not_convert
+    def fetch_and_step(iterator):
+        """Fast mode: the batch is fetched inside the graph, as Keras does, and handed back."""
+        data = iterator.get_next()
+        return on_data(data), data
+
+    traced = trace(on_data)
+    traced_fetch = trace(fetch_and_step) if flavour == "fast" and kind != "predict" else None
+    if flavour != "exact":
+        # Traced and run with the op callback off: no per-op checks inside, no per-op cost.
+        traced = _Unchecked(traced)
+        traced_fetch = _Unchecked(traced_fetch) if traced_fetch else None
+    cache[token] = (traced, traced_fetch)
+    return cache[token]
+
+
+@contextlib.contextmanager
+def _capturing_gradients(model, skip_nonfinite=False):
+    """While `train_step` is traced, take the gradients it applies: their squared norms
+    (one fused `l2_loss` each), and with `skip_nonfinite` the fast-mode sentinel: the
+    update runs under `tf.cond(all finite)`, so a non-finite step leaves weights and
+    optimizer state as they were. A LossScaleOptimizer skips such steps itself."""
+    import tensorflow as tf
+
+    captured: dict = {"pairs": [], "sq": None, "ok": None}
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        yield captured
+        return
+    cls = type(optimizer)
+    own = cls.__dict__.get("apply_gradients")
+    original = cls.apply_gradients
+    scaled = hasattr(optimizer, "inner_optimizer")
+
+    def apply_gradients(opt, grads_and_vars, *args, **kwargs):
+        pairs = list(grads_and_vars)
+        if opt is not optimizer:
+            return original(opt, pairs, *args, **kwargs)
+        grads = [(g, v) for g, v in pairs if g is not None]
+        captured["pairs"].extend(grads)
+        with paused_current():
+            dense = [_dense(g) for g, _ in grads]
+            # squared norms for the statistics; finiteness on the gradients themselves (a finite
+            # gradient of 1e20 has an overflowing square, and is no reason to skip a step)
+            sq = tf.stack([tf.nn.l2_loss(tf.cast(g, tf.float32)) for g in dense])
+            grads_finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(g)) for g in dense]))
+            # [gradients finite, their squares finite]: Adam-family optimizers square the
+            # gradient, and a finite gradient above 1.8e19 overflows there (checked on the sum)
+            verdict = tf.stack([grads_finite, tf.reduce_all(tf.math.is_finite(sq))])
+            ok = tf.reduce_all(verdict)
+        captured["sq"], captured["ok"] = sq, verdict
+        if not skip_nonfinite or scaled:
+            return original(opt, pairs, *args, **kwargs)
+
+        if not getattr(opt, "built", True) and hasattr(opt, "build"):
+            # Build the optimizer's variables here, as its `apply` would on this call, rather than
+            # inside the cond's branch: created in a branch, each variable's initializer is a cond
+            # nested in ours, and tracing that cost 0.1-0.2 s more on a fresh model's first step.
+            from keras.src import backend
+            with backend.name_scope(opt.name, caller=opt):
+                opt.build([v for _, v in pairs])
+            opt.built = True
+
+        def update():
+            original(opt, pairs, *args, **kwargs)
+            return tf.constant(True)
+
+        with paused_current():
+            return tf.cond(ok, update, lambda: tf.constant(False))
+
+    cls.apply_gradients = apply_gradients
+    try:
+        yield captured
+    finally:
+        if own is None:
+            del cls.apply_gradients
+        else:
+            cls.apply_gradients = own
+        _GRAD_VARIABLES[model] = [v for _, v in captured["pairs"]]
+
+
+class _Unchecked:
+    """Calls a step function with the op callback off: tracing adds no per-op checks, and
+    running it pays no per-op callback cost (TF sends every eager op through Python while
+    any op callback is registered)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, data):
+        with detached_current():
+            return self.fn(data)
+
+
+def _split_extras(outputs):
+    """(logs, per-variable gradient sum of squares / 2, all-finite flag) from a step's outputs."""
+    if isinstance(outputs, dict) and (_GRAD_KEY in outputs or _OK_KEY in outputs):
+        outputs = dict(outputs)
+        return outputs, outputs.pop(_GRAD_KEY, None), outputs.pop(_OK_KEY, None)
+    return outputs, None, None
+
+
+def _sentinel_verdict(kind, outputs, record, ok, scaled) -> str | None:
+    """Why the fast-mode sentinel trips on this step's results (None: healthy)."""
+    if ok is not None and not scaled:
+        grads_finite, squares_finite = (bool(v) for v in stats.to_numpy(ok))
+        if not grads_finite:
+            return "non-finite gradients"
+        if not squares_finite:
+            return SQUARES_OVERFLOW
+    if kind == "predict":
+        import tensorflow as tf
+        for value in tf.nest.flatten(outputs):
+            if not stats.all_finite(stats.to_numpy(value)):
+                return "non-finite outputs"
+        return None
+    if record is not None:
+        values = [record.get("loss")] + list(record.get("metrics", {}).values())
+        if any(v is not None and not np.isfinite(v) for v in values):
+            return "a non-finite loss or metric"
+    return None
+
+
+def _dense(grad):
+    import tensorflow as tf
+    if isinstance(grad, tf.IndexedSlices):
+        return grad.values
+    return grad
+
+
+def _next_batch(iterator):
+    import tensorflow as tf
+    if isinstance(iterator, (tf.data.Iterator, tf.distribute.DistributedIterator)):
+        optional = iterator.get_next_as_optional()
+        if not optional.has_value():
+            return None
+        return optional.get_value()
+    try:
+        return next(iterator)
+    except (StopIteration, tf.errors.OutOfRangeError):
+        return None

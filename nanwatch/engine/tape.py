@@ -1,0 +1,46 @@
+"""Custom training loops have no Keras step counter: count completed eager `tape.gradient`
+calls, each with the loss it differentiated and the gradient norm, as the run's steps."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import stats
+
+
+class TapePatch:
+    """Wraps `tf.GradientTape.gradient` for one watched cell and puts it back afterwards."""
+
+    def __init__(self, events, probe):
+        self.events = events
+        self.probe = probe
+        self._saved = None
+
+    def install(self, tf):
+        cls = tf.GradientTape
+        original = cls.__dict__["gradient"]
+        patch = self
+
+        def gradient(tape, target, *args, **kwargs):
+            result = original(tape, target, *args, **kwargs)
+            if tf.executing_eagerly() and not patch.events.in_keras_call():
+                patch._record(tf, target, result)
+            return result
+
+        gradient.__wrapped__ = original
+        self._saved = (cls, original)
+        cls.gradient = gradient
+
+    def uninstall(self):
+        if self._saved is not None:
+            cls, original = self._saved
+            cls.gradient = original
+            self._saved = None
+
+    def _record(self, tf, target, gradients):
+        with self.probe.paused():
+            loss = stats.scalar(target) if getattr(target, "shape", None) is not None else None
+            squares = [float(np.sum(np.square(a.astype(np.float64)))) for a in
+                       (stats.to_numpy(getattr(g, "values", g)) for g in tf.nest.flatten(gradients)
+                        if g is not None) if a is not None and a.dtype.kind == "f"]
+        self.events.tape_step(loss, float(np.sqrt(sum(squares))) if squares else None)

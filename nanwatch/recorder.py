@@ -1,0 +1,277 @@
+"""The recorder: the run's side of the engine interface. It owns the steps, the per-layer
+records, the evidence record and the first detection, and publishes them to the sinks.
+
+The engine (probe, Keras hooks, tape patch, step investigation) tells it what happened
+through `RunEvents`; it never reaches into the engine except to read what a watched model
+holds (model_facts) and, once the first non-finite value is recorded under `--no-stop`, to
+turn the checks off. The run's mode is announced (`run_started`) only once it is known.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+
+import numpy as np
+
+from . import locate
+from .engine import model_facts, stats
+from .engine.detection import Detection, NonFiniteFound
+from .engine.events import RunEvents
+from .engine.frames import Where
+from .evidence import Evidence
+from .sinks import SinkSet
+
+# id(model) -> the ranges of the features it was fitted on (predict-time drift), kernel lifetime
+_TRAIN_RANGES: dict = {}
+
+
+def forget_training_ranges():
+    _TRAIN_RANGES.clear()
+
+
+class Recorder(RunEvents):
+    def __init__(self, options, report, layers, sinks=(), cell_id=None):
+        self.options = options
+        self.report = report
+        self.layers = layers                  # LayerIndex, filled by the Keras hooks
+        self.evidence = Evidence()
+        self.sinks = SinkSet(sinks, self.note)
+        self.cell_id = cell_id
+        self.probe = None                     # set by `attach` when the run is watched
+        self.layer_stats = None
+        self.detection: Detection | None = None
+        self.t_detected: float | None = None  # perf_counter when the first non-finite value was seen
+        self.modes: set = set()               # modes of the Keras step functions built in the cell
+        self.epoch: int | None = None
+        self.train_step = 0
+        self.batch_index = 0
+        self.tape_steps = 0
+        self._calls: list = []                # names of the running Keras calls
+        self._loss_scales: dict = {}          # id(model) -> last dynamic loss scale (LossScaleOptimizer)
+        self._announced = False
+
+    def attach(self, probe, layer_stats):
+        self.probe = probe
+        self.layer_stats = layer_stats
+
+    # --- publishing ----------------------------------------------------------------------------
+    def announce(self):
+        """`run_started`, once, with the mode the run's steps use (exact unless Keras steps ran fast)."""
+        if self._announced:
+            return
+        self._announced = True
+        r = self.report
+        self.sinks.emit("run_started", {"run_id": r.run_id, "cell": r.cell, "cell_id": self.cell_id,
+                                        "mode": r.mode, "started": r.started})
+
+    def publish(self, hook, *args):
+        self.announce()
+        self.sinks.emit(hook, *args)
+
+    def _paused(self):
+        return self.probe.paused() if self.probe is not None else contextlib.nullcontext()
+
+    # --- RunEvents: what the engine asks -------------------------------------------------------
+    def checks_on(self) -> bool:
+        return self.detection is None or self.options.stop
+
+    def in_keras_call(self) -> bool:
+        return bool(self._calls)
+
+    # --- RunEvents: what the engine tells -----------------------------------------------------
+    def note(self, text: str):
+        if text not in self.report.notes:
+            self.report.notes.append(text)
+
+    def model_seen(self, model):
+        """Weights already non-finite? optimizer, loss, layers, dtype policy: the evidence."""
+        ev = self.evidence
+        for entry in model_facts.nonfinite_weights(model, self.layers):
+            if entry not in ev.nan_weights:
+                ev.nan_weights.append(entry)
+        if not ev.initial_weight_norms:
+            # before any step of this cell: the weights as the cell found them
+            ev.initial_weight_norms = model_facts.initial_norms(model, self.layers)
+        if not ev.layers_config:
+            ev.layers_config = model_facts.layers_config(model)
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is not None and ev.optimizer is None:
+            ev.optimizer = model_facts.optimizer_facts(optimizer)
+        if model_facts.loss_scaled(model):
+            self._loss_scales[id(model)] = model_facts.loss_scale(model)
+            self.note("mixed precision with a LossScaleOptimizer: Inf/NaN gradients are expected there and the "
+                      "optimizer skips those steps (counted below, not an alarm); nanwatch checks the forward pass, "
+                      "the loss and the metrics.")
+        if ev.loss is None and getattr(model, "loss", None) is not None:
+            ev.loss = model_facts.loss_facts(model.loss)
+        policy = getattr(getattr(model, "dtype_policy", None), "name", None)
+        if policy:
+            ev.dtype_policy = policy
+
+    def call_started(self, model, call, x, y):
+        self._calls.append(call)
+        self.batch_index = 0
+        if self.layer_stats is not None:
+            self.layer_stats.forget_variables(model)
+        self.evidence.call = call
+        self._profile_inputs(model, call, x, y)
+        if self.evidence.nan_weights and self.detection is None:
+            bad = self.evidence.nan_weights[0]
+            detection = Detection(context="weights", op_type="ReadVariableOp", op_name=None, slot=0,
+                                  where=Where(layer=bad["layer"], layer_path=bad["layer"], phase="input", source=None),
+                                  counts=bad["counts"], weight=(bad["layer"], bad["variable"]))
+            self._record(detection)
+            if self.options.stop:
+                raise NonFiniteFound(detection)
+
+    def call_ended(self, model, call):
+        if self._calls:
+            self._calls.pop()
+
+    def epoch_started(self, epoch):
+        self.epoch = epoch
+
+    def mode_decided(self, mode):
+        """The report's mode is "fast" only if every Keras step function of the cell was fast."""
+        self.modes.add(mode)
+        self.report.mode = "fast" if self.modes == {"fast"} else "exact"
+        self.announce()
+
+    def step_started(self, model, kind) -> int:
+        if kind == "train":
+            step = self.train_step
+            self.train_step += 1
+        else:
+            step = self.batch_index
+        self.batch_index += 1
+        return step
+
+    def step_ended(self, model, kind, step, logs, grad_norms):
+        record = {"step": step, "epoch": self.epoch if kind == "train" else None, "phase": kind,
+                  "loss": None, "metrics": {}, "grad_norm": None}
+        if kind != "predict" and isinstance(logs, dict):
+            for name, value in logs.items():
+                val = stats.scalar(value)
+                if val is None:
+                    continue
+                if name == "loss":
+                    record["loss"] = val
+                else:
+                    record["metrics"][name] = val
+        if grad_norms is not None:
+            record["grad_norm"] = float(np.sqrt(np.sum(np.square(grad_norms))))
+        if kind == "train" and self.layer_stats is not None and self.layer_stats.due(step):
+            records = self.layer_stats.take(model, step, grad_norms, self.note)
+            if records:
+                self.report.layers = records
+                self.publish("layers", records)
+        if kind == "train" and id(model) in self._loss_scales:
+            self._count_skipped_step(model)
+        if kind == "predict":
+            return None
+        self.report.steps.append(record)
+        self.publish("step", record)
+        return record
+
+    def tape_step(self, loss, grad_norm):
+        record = {"step": self.tape_steps, "epoch": None, "phase": "train", "loss": loss, "metrics": {},
+                  "grad_norm": grad_norm}
+        self.tape_steps += 1
+        self.report.steps.append(record)
+        self.publish("step", record)
+
+    def detected(self, detection, bad_batch=None):
+        if bad_batch is not None:
+            self.report.bad_batch = bad_batch
+        if self.detection is not None:
+            return
+        self._record(detection)
+        self._stop_or_go_on(detection)
+
+    def step_failed(self, failure):
+        self.t_detected = failure.detected_at or time.perf_counter()
+        for text in failure.notes:
+            self.note(text)
+        if failure.bad_batch is not None:
+            self.report.bad_batch = failure.bad_batch
+        if failure.detection is None:
+            return   # not an alarm: the replay showed the step harmless
+        if failure.pre_step_weights is not None:
+            self.report.pre_nan_weights = failure.pre_step_weights
+        self._record(failure.detection, replayed=failure.replayed, reproduced=failure.reproduced)
+        self._stop_or_go_on(self.detection)
+
+    def graph_error(self, detection):
+        """A tf.function of the user's own (custom loop) failed one of our checks: the error
+        reached the run's end, so the run stops here."""
+        self._record(detection, replayed=False, reproduced=None)
+
+    # --- recording ----------------------------------------------------------------------------------
+    def _stop_or_go_on(self, detection):
+        if self.options.stop:
+            raise NonFiniteFound(detection) from None
+        if self.probe is not None:
+            self.probe.deactivate()
+
+    def _record(self, detection, replayed=None, reproduced=None):
+        if self.detection is not None:
+            return
+        self.t_detected = self.t_detected or time.perf_counter()
+        if detection.op_type == "ReadVariableOp" and detection.weight is None:
+            with self._paused():
+                weight = model_facts.first_nonfinite_variable(self.layers.models, self.layers)
+            if weight is not None:
+                detection = dataclasses.replace(detection, weight=weight)
+        self.detection = detection
+        if (detection.op_type or "").startswith("__inference_"):
+            name = detection.op_type[len("__inference_"):].rsplit("_", 1)[0]
+            self.note(f"the NaN/Inf came out of tf.function '{name}', traced before this cell, so the ops inside "
+                      "were not instrumented. Define (or re-create) the function inside the watched cell to see "
+                      "the op that made it.")
+        first = locate.first_nonfinite(detection, step=self.current_step(), epoch=self.epoch,
+                                       layer_names=self.layers.names, replayed=replayed, reproduced=reproduced)
+        self.report.first_nonfinite = first
+        self.publish("first_nonfinite", first, [])
+
+    def current_step(self) -> int:
+        if self._calls:
+            return max(0, self.train_step - 1 if self._calls[-1] == "fit" else self.batch_index - 1)
+        return self.tape_steps
+
+    def _count_skipped_step(self, model):
+        """A LossScaleOptimizer halves its scale when it skips a step with non-finite gradients."""
+        scale = stats.scalar(getattr(model.optimizer, "dynamic_scale", None))
+        previous = self._loss_scales.get(id(model))
+        if previous is not None and scale is not None and scale < previous:
+            self.evidence.fp16_skipped_steps += 1
+        self._loss_scales[id(model)] = scale
+
+    def _profile_inputs(self, model, call, x, y):
+        """Data forensics on the arrays given to fit/evaluate/predict (diagnosis package)."""
+        try:
+            from .diagnosis import data_checks, drift
+        except ImportError:
+            return
+        for role, value in (("features", x), ("targets", y)):
+            if value is None or not _array_like(value):
+                continue
+            try:
+                profile = data_checks.profile_array("X" if role == "features" else "y", value, role)
+            except Exception as exc:
+                self.note(f"data check of {role} failed: {exc!r}"[:300])
+                continue
+            profile["call"] = call
+            self.evidence.data.append(profile)
+            if call == "fit" and role == "features":
+                try:
+                    _TRAIN_RANGES[id(model)] = drift.training_ranges(profile)
+                except Exception:
+                    pass
+            if call == "predict" and role == "features" and id(model) in _TRAIN_RANGES:
+                self.evidence.train_ranges = _TRAIN_RANGES[id(model)]
+
+
+def _array_like(value) -> bool:
+    return hasattr(value, "shape") and hasattr(value, "dtype") or type(value).__name__ in ("DataFrame", "Series")
