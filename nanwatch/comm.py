@@ -4,21 +4,10 @@ The JupyterLab "NaN inspector" (labextension/src) talks to the kernel through a 
 whose target name is ``nanwatch``. Every message is a JSON object with ``"v": 1`` and
 a ``"type"``.
 
-Kernel -> frontend::
-
-    {"v":1, "type":"run_started", "run": {run_id, cell, mode, started, ...}}
-    {"v":1, "type":"progress", "run_id": str, "steps": [step records], "layers": [layer records]|null}
-        throttled: at most one every ``min_interval`` seconds (5 msgs/s); steps that arrive in
-        between are coalesced into the next message; ``layers`` is null when unchanged
-    {"v":1, "type":"first_nonfinite", "run_id": str, "first": {...}, "diagnosis": [...]}
-    {"v":1, "type":"run_finished", "report": Report.to_dict()}
-    {"v":1, "type":"snapshot", "runs": [reports, oldest first], "active": null | {
-        "run": {...}, "steps": [...], "layers": [...], "first_nonfinite": {...}|null, "diagnosis": [...]}}
-    {"v":1, "type":"reset"}
-
-Frontend -> kernel::
-
-    {"v":1, "type":"hello"}     -> the kernel answers on that comm with a snapshot
+The messages (kernel -> frontend: run_started, progress, first_nonfinite, run_finished,
+snapshot, reset; frontend -> kernel: hello) are defined in nanwatch/schema.py and published as
+docs/schema/comm.v1.schema.json; docs/schema.md describes them. ``progress`` is throttled: at
+most one every ``min_interval`` seconds, the steps in between coalesced into the next one.
 
 Anything else coming from a frontend (unknown type, wrong version, extra or missing
 fields, not a dict) is ignored: never evaluated, never echoed.
@@ -50,18 +39,13 @@ import time
 from collections import deque
 from typing import Any, Callable
 
-from .report import _json_safe
+from .schema import MAX_HISTORY, MAX_PROGRESS_STEPS, MAX_RUNS, MAX_STEPS, PROTOCOL_VERSION, json_safe
+from .sinks import Sink
 
 log = logging.getLogger("nanwatch.comm")
 
-PROTOCOL_VERSION = 1
 TARGET_NAME = "nanwatch"
-MAX_RUNS = 50            # reports kept in kernel memory for late frontends
-MAX_STEPS = 500          # step records kept per run for the sidebar (the Report keeps all)
-MAX_HISTORY = 200        # history entries kept per layer for the sidebar
-MAX_PROGRESS_STEPS = 200  # step records carried by one progress message
 PROGRESS_INTERVAL_S = 0.2  # <= 5 progress messages per second
-MAX_INCOMING_CHARS = 4096
 
 
 # --------------------------------------------------------------------------------------
@@ -98,7 +82,7 @@ def _message_data(msg: Any) -> Any:
 
 def _clean(value: Any) -> Any:
     """JSON-safe deep copy: nan/inf -> strings, numpy scalars -> Python, unknown objects -> str."""
-    return json.loads(json.dumps(_json_safe(value), allow_nan=False, default=str))
+    return json.loads(json.dumps(json_safe(value), allow_nan=False, default=str))
 
 
 def _trim_layers(layers: Any) -> list:
@@ -131,7 +115,7 @@ def _report_run_id(report: dict) -> Any:
 # --------------------------------------------------------------------------------------
 # the broadcaster (a sink for the engine, and the hub of this kernel's comms)
 
-class CommBroadcaster:
+class CommBroadcaster(Sink):
     """Keeps this kernel's runs and streams them to every connected sidebar.
 
     The engine calls the sink methods (``run_started``, ``step``, ``layers``,

@@ -1,46 +1,27 @@
 """The Report: what one watched run found, as data (schema 1) and as reprs.
 
-The engine fills a Report; views only read it. `to_dict()` is the contract
-(DESIGN.md, schema 1) shared with the sidebar, the static views and users.
-
-Schema 1 (keys always present; values may be null/empty):
-  schema: 1
-  status: "healthy" | "warning" | "nonfinite" | "error"
-  mode: "exact" | "fast"
-  run: {id, cell, started, duration_s, nan_to_report_s, steps, epochs, stopped, notes: [str], error: str|None,
-        watched: bool (False when TensorFlow is missing or too old: the cell ran, nothing was checked)}
-  first_nonfinite: null | {
-     op_type, op_name, output_slot, phase, layer, step, epoch,
-     counts: {nan, pos_inf, neg_inf, size},
-     inputs: [{name, op_type, finite, min, max, zeros, nan, pos_inf, neg_inf, size}],
-     data: null | {source, batch, rows, columns, values, array_rows},
-     source: null | {cell, cell_id, line, code, file, function},
-     device, replica, context: "graph"|"eager", replayed: bool|None, reproduced: bool|None,
-     histogram: null | {input, bins: [float], counts: [int]},
-  }
-  diagnosis: [{cause, confidence, evidence, fix}]   ranked, most likely first
-  warnings:  [{cause, evidence, fix}]
-  steps:  [{step, epoch, phase, loss, metrics: {name: float}, grad_norm}]
-  layers: [{layer, weight_norm, grad_norm, activation_norm, min, max, mean, std,
-            nan, inf, history: [{step, weight_norm, grad_norm, activation_norm}]}]
-  info:   [str]   things worth knowing that are not alarms (e.g. skipped fp16 steps)
+The engine fills a Report; views only read it. `to_dict()` is the contract shared with the
+sidebar, the static views and users: its shape is nanwatch/schema.py (records, enums, limits),
+published as docs/schema/report.v1.schema.json and described in docs/schema.md.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 1
+from .schema import MAX_SAVED_POINTS, SCHEMA_VERSION, Mode, Status, json_safe
+
 # Custom mime type of a report in a cell's outputs: the sidebar and the headless runner read it.
 MIME_TYPE = "application/vnd.nanwatch.report.v1+json"
-MAX_SAVED_POINTS = 300   # steps / history points kept in a saved notebook output
-STATUSES = ("healthy", "warning", "nonfinite", "error")
-PHASES = ("input", "forward", "loss", "backward", "optimizer", "metric")
+# When set (the test suite sets it), every finished report is validated against schema 1 and one
+# JSON line {run_id, valid, errors} is appended to this file: see tests/schema_validation.py.
+SCHEMA_LOG_ENV = "NANWATCH_SCHEMA_LOG"
 
 
 def _thin(points: list, limit: int) -> list:
@@ -60,30 +41,14 @@ def compact(data: dict, limit: int = MAX_SAVED_POINTS) -> dict:
     return out
 
 
-def _json_safe(value: Any) -> Any:
-    """Floats that JSON cannot carry (nan/inf) become strings, numpy scalars become Python."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
-        value = value.item()
-    if isinstance(value, float):
-        if value != value:
-            return "nan"
-        if value in (float("inf"), float("-inf")):
-            return "inf" if value > 0 else "-inf"
-    return value
-
-
 @dataclass
 class Report:
     """One watched run. Mutable while the run goes on, then frozen by `finish()`."""
 
-    mode: str = "exact"
+    mode: str = Mode.EXACT.value
     watched: bool = True
     cell: int | None = None
-    status: str = "healthy"
+    status: str = Status.HEALTHY.value
     first_nonfinite: dict | None = None
     diagnosis: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
@@ -100,21 +65,37 @@ class Report:
     figures: bool = True                    # draw matplotlib figures in the HTML view
     # Not in the schema: things the user can take back (fast mode's rewind).
     bad_batch: Any = None
-    _pre_nan_weights: Any = None
+    pre_nan_weights: Any = None   # the model's get_weights() before the failing step (restore_weights)
 
     # --- filling -----------------------------------------------------------------
     def finish(self) -> "Report":
         if self.duration_s is None:
             self.duration_s = round(time.time() - self.started, 3)
         if self.error is not None and self.first_nonfinite is None:
-            self.status = "error"
+            self.status = Status.ERROR.value
         elif self.first_nonfinite is not None:
-            self.status = "nonfinite"
+            self.status = Status.NONFINITE.value
         elif self.warnings or any(d.get("cause") for d in self.diagnosis):
-            self.status = "warning"
+            self.status = Status.WARNING.value
         else:
-            self.status = "healthy"
+            self.status = Status.HEALTHY.value
+        if os.environ.get(SCHEMA_LOG_ENV):
+            self._log_schema_check(os.environ[SCHEMA_LOG_ENV])
         return self
+
+    def _log_schema_check(self, path: str) -> None:
+        """Validate to_dict() against schema 1 and log the verdict; never raises into the user's run."""
+        try:
+            from .schema import validate_report
+            try:
+                errors = validate_report(self.to_dict())
+            except Exception as exc:  # e.g. jsonschema missing: say so, it counts as invalid
+                errors = [f"could not validate: {exc!r}"[:300]]
+            line = json.dumps({"run_id": self.run_id, "valid": not errors, "errors": errors[:20]})
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+        except Exception:
+            pass
 
     @property
     def found_nonfinite(self) -> bool:
@@ -122,15 +103,19 @@ class Report:
 
     def restore_weights(self, model) -> None:
         """Put back the weights `model` had before the step that went non-finite."""
-        if self._pre_nan_weights is None:
+        if self.pre_nan_weights is None:
             raise ValueError("this report holds no pre-NaN weights (no NaN found, or not a Keras fit step)")
-        model.set_weights(self._pre_nan_weights)
+        model.set_weights(self.pre_nan_weights)
+
+    # The old private name, until session.py and tests/test_fast_mode.py use `pre_nan_weights`.
+    _pre_nan_weights = property(lambda self: self.pre_nan_weights,
+                                lambda self, value: setattr(self, "pre_nan_weights", value))
 
     # --- the contract ---------------------------------------------------------------
     def to_dict(self) -> dict:
         steps = [s.get("step") for s in self.steps if s.get("step") is not None]
         epochs = [s.get("epoch") for s in self.steps if s.get("epoch") is not None]
-        return _json_safe({
+        return json_safe({
             "schema": SCHEMA_VERSION,
             "status": self.status,
             "mode": self.mode,

@@ -6,10 +6,11 @@ all take their enums, cause ids and limits from here, so the copies cannot drift
 Standard library only: no TensorFlow, no numpy, no jsonschema at import time.
 """
 
-from __future__ import annotations
-
+import math
 from enum import Enum
-from typing import Any
+from types import UnionType
+from typing import (Annotated, Any, Literal, Optional as Opt, TypedDict, Union, get_args,
+                    get_origin, get_type_hints, is_typeddict)
 
 SCHEMA_VERSION = 1
 PROTOCOL_VERSION = 1
@@ -21,41 +22,20 @@ class _StrEnum(str, Enum):
     def __str__(self) -> str:
         return self.value
 
-    @classmethod
-    def values(cls) -> tuple:
-        return tuple(m.value for m in cls)
+
+def _enum(name: str, values: tuple, doc: str) -> type:
+    cls = _StrEnum(name, [(v.upper(), v) for v in values])
+    cls.__doc__ = doc
+    return cls
 
 
-class Status(_StrEnum):
-    """`report.status`: what the run found, worst first wins (see Report.finish)."""
-    HEALTHY = "healthy"
-    WARNING = "warning"
-    NONFINITE = "nonfinite"
-    ERROR = "error"
-
-
-class Mode(_StrEnum):
-    """`report.mode`: how the run was checked (decided before `run_started` is sent)."""
-    EXACT = "exact"
-    FAST = "fast"
-
-
-class OpPhase(_StrEnum):
-    """`first_nonfinite.phase`: the part of a step the first non-finite op belongs to."""
-    INPUT = "input"
-    FORWARD = "forward"
-    LOSS = "loss"
-    BACKWARD = "backward"
-    OPTIMIZER = "optimizer"
-    METRIC = "metric"
-
-
-class CallKind(_StrEnum):
-    """`steps[].phase` (key kept for schema-1 compatibility): the kind of call a step belongs to."""
-    TRAIN = "train"
-    EVALUATE = "evaluate"
-    PREDICT = "predict"
-
+Status = _enum("Status", ("healthy", "warning", "nonfinite", "error"),
+               "`report.status`: what the run found; the worst wins (see Report.finish).")
+Mode = _enum("Mode", ("exact", "fast"), "`report.mode`: how the run was checked (decided before `run_started`).")
+OpPhase = _enum("OpPhase", ("input", "forward", "loss", "backward", "optimizer", "metric"),
+                "`first_nonfinite.phase`: the part of a step the first non-finite op belongs to.")
+CallKind = _enum("CallKind", ("train", "evaluate", "predict"),
+                 "`steps[].phase` (key kept for schema 1): the kind of call a step belongs to.")
 
 # `first_nonfinite.context`: where the detection came from (engine/probe.py Detection.context,
 # session.py): a checked graph op, an eager op, a data batch, non-finite weights, fast mode's sentinel.
@@ -67,8 +47,7 @@ CAUSE_IDS = ("nan_in_input", "inf_in_input", "nan_in_target", "inf_in_target", "
              "log_of_nonpositive", "sqrt_of_negative", "division_by_zero", "exp_overflow", "float16_overflow",
              "exploding_gradients", "learning_rate_too_high", "unscaled_input", "outlier_input",
              "placeholder_values", "zero_variance_normalization", "large_initial_weights",
-             "outlier_target", "input_drift",
-             "diagnosis_error")
+             "outlier_target", "input_drift", "diagnosis_error")
 
 # Limits shared by the kernel and the sidebar (exported to the JSON Schemas as "x-nanwatch-limits").
 MAX_RUNS = 50             # reports kept in kernel memory (and in the sidebar) for late frontends
@@ -76,16 +55,7 @@ MAX_STEPS = 500           # step records kept per run for the sidebar (the Repor
 MAX_HISTORY = 200         # history entries kept per layer for the sidebar
 MAX_PROGRESS_STEPS = 200  # step records carried by one progress message
 MAX_SAVED_POINTS = 300    # steps / history points kept in a saved notebook output
-MAX_INCOMING_CHARS = 4096  # largest frontend -> kernel message the kernel reads
-# Bounds of the sidebar's defensive parser (a report from a kernel is still untrusted input there).
-MAX_LAYERS = 500
-MAX_ROWS = 200
-MAX_STRING = 4000
-MAX_LIST = 1000
-
-LIMITS = {name: globals()[name] for name in (
-    "MAX_RUNS", "MAX_STEPS", "MAX_HISTORY", "MAX_PROGRESS_STEPS", "MAX_SAVED_POINTS", "MAX_INCOMING_CHARS",
-    "MAX_LAYERS", "MAX_ROWS", "MAX_STRING", "MAX_LIST")}
+LIMITS = {name: value for name, value in globals().items() if name.startswith("MAX_")}
 
 
 def json_safe(value: Any) -> Any:
@@ -96,9 +66,383 @@ def json_safe(value: Any) -> Any:
         return [json_safe(v) for v in value]
     if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
         value = value.item()
-    if isinstance(value, float):
-        if value != value:
-            return "nan"
-        if value in (float("inf"), float("-inf")):
-            return "inf" if value > 0 else "-inf"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if value != value else ("inf" if value > 0 else "-inf")
     return value
+
+
+# the records (TypedDicts): the JSON Schemas in docs/schema/ are generated from these
+def Doc(description: str = "", **keywords: Any) -> dict:  # noqa: N802 - reads as a type annotation
+    """`Annotated[T, Doc("...", maxItems=...)]`: a field's description and extra JSON Schema keywords."""
+    return dict(keywords, description=description) if description else dict(keywords)
+
+
+Context = _enum("Context", CONTEXTS, "`first_nonfinite.context`: where the detection came from.")
+CauseId = _enum("CauseId", CAUSE_IDS, "`diagnosis[].cause` and `warnings[].cause`.")
+
+
+class _Counts(TypedDict):
+    nan: Opt[int]
+    pos_inf: Opt[int]
+    neg_inf: Opt[int]
+    size: Opt[int]
+
+
+class Counts(_Counts, total=False):
+    """Non-finite counts of the culprit tensor; null when a graph check could not count them."""
+    kind: Annotated[str, Doc("from the check's message when the counts are null: 'NaN', 'Inf'...")]
+
+
+class _InputHealth(TypedDict):
+    name: Opt[str]
+    op_type: Opt[str]
+    finite: Annotated[Opt[bool], Doc("null: the input came from an unchecked fused chain")]
+
+
+class InputHealth(_InputHealth, total=False):
+    """One input of the culprit op. A graph check knows only name, op_type and finite."""
+    min: Opt[float]
+    max: Opt[float]
+    mean: Opt[float]
+    zeros: int
+    negatives: int
+    nan: int
+    pos_inf: int
+    neg_inf: int
+    size: int
+    dtype: Opt[str]
+    shape: Opt[list[int]]
+
+
+class _DataRows(TypedDict):
+    rows: Annotated[list[int], Doc("batch rows (axis 0) holding non-finite values")]
+    columns: Annotated[list[int], Doc("columns (last axis) holding non-finite values")]
+    values: Annotated[list[str], Doc("the non-finite values found: 'nan', 'inf', '-inf'")]
+
+
+class DataRows(_DataRows, total=False):
+    """Where the non-finite values sit in the data (phase input), or the non-finite weight."""
+    source: Annotated[Opt[str], Doc("'x', 'y', 'component N', or 'weights'")]
+    batch: Opt[int]
+    array_rows: Annotated[list[int], Doc("the same rows in the user's own array")]
+    layer: Opt[str]
+    variable: Opt[str]
+
+
+class Consumer(TypedDict):
+    """For a data origin: the op that first consumed the bad data."""
+    op_type: Opt[str]
+    layer: Opt[str]
+    input: Opt[int]
+
+
+class SourceLocation(TypedDict):
+    """The line that created the op: a notebook cell (cell, cell_id) or a file."""
+    cell: Opt[int]
+    cell_id: Opt[str]
+    line: Opt[int]
+    code: Opt[str]
+    file: Opt[str]
+    function: Opt[str]
+
+
+class _Histogram(TypedDict):
+    bins: list[float]
+    counts: list[int]
+
+
+class Histogram(_Histogram, total=False):
+    """Histogram of the finite values of the culprit (or of its first floating input)."""
+    nonfinite: Annotated[int, Doc("how many values were left out as non-finite")]
+    input: Annotated[str, Doc("which input, e.g. 'input:0', when not the output")]
+
+
+class _FirstNonfinite(TypedDict):
+    op_type: Annotated[Opt[str], Doc("null for a data or weight origin")]
+    op_name: Opt[str]
+    output_slot: Opt[int]
+    phase: OpPhase
+    layer: Opt[str]
+    step: Opt[int]
+    epoch: Opt[int]
+    counts: Counts
+    inputs: list[InputHealth]
+    data: Opt[DataRows]
+    source: Opt[SourceLocation]
+    device: Opt[str]
+    replica: Annotated[Opt[int], Doc("replica id under a one-machine distribution strategy")]
+    context: Context
+    replayed: Annotated[Opt[bool], Doc("whether a failing graph step was replayed eagerly")]
+    reproduced: Annotated[Opt[bool], Doc("whether that replay reproduced the non-finite value")]
+    histogram: Opt[Histogram]
+
+
+class FirstNonfinite(_FirstNonfinite, total=False):
+    """The causal origin of the first NaN/Inf: the op whose inputs were finite and output was not."""
+    layer_path: Annotated[Opt[str], Doc("outer layers first, e.g. 'sequential/dense'")]
+    consumer: Opt[Consumer]
+    dtype: Opt[str]
+
+
+class Diagnosis(TypedDict):
+    """A likely cause of the first non-finite value, with the evidence and a fix."""
+    cause: CauseId
+    confidence: Annotated[float, Doc("0..1; the list is ranked, most likely first")]
+    evidence: str
+    fix: str
+
+
+class WarningRecord(TypedDict):
+    """A problem worth fixing that did not (yet) make a NaN: data, drift, dynamics, initial weights."""
+    cause: CauseId
+    evidence: str
+    fix: str
+
+
+class StepRecord(TypedDict):
+    """One step (a batch) of a Keras call or a custom loop."""
+    step: Opt[int]
+    epoch: Opt[int]
+    phase: Annotated[CallKind, Doc("the kind of call (CallKind); named `phase` in schema 1")]
+    loss: Opt[float]
+    metrics: dict[str, float]
+    grad_norm: Opt[float]
+
+
+class HistoryPoint(TypedDict):
+    """One sample of a layer's norms."""
+    step: Opt[int]
+    weight_norm: Opt[float]
+    grad_norm: Opt[float]
+    activation_norm: Opt[float]
+
+
+class LayerRecord(TypedDict):
+    """The latest statistics of one layer's weights and gradients, with their history."""
+    layer: str
+    weight_norm: Opt[float]
+    grad_norm: Opt[float]
+    activation_norm: Opt[float]
+    min: Opt[float]
+    max: Opt[float]
+    mean: Opt[float]
+    std: Opt[float]
+    nan: Opt[int]
+    inf: Opt[int]
+    history: list[HistoryPoint]
+
+
+class RunSummary(TypedDict):
+    """`report.run`: the run as a whole."""
+    id: str
+    cell: Annotated[Opt[int], Doc("the cell's execution count")]
+    started: Annotated[float, Doc("time.time() at the start")]
+    duration_s: Opt[float]
+    nan_to_report_s: Annotated[Opt[float], Doc("from the failing step to the complete report")]
+    steps: int
+    epochs: int
+    stopped: bool
+    notes: list[str]
+    error: Opt[str]
+    watched: Annotated[bool, Doc("false when TensorFlow is missing or too old: nothing was checked")]
+
+
+class Report(TypedDict):
+    """`Report.to_dict()`: what one watched run found. Every key is always present."""
+    schema: Literal[1]
+    status: Status
+    mode: Mode
+    run: RunSummary
+    first_nonfinite: Opt[FirstNonfinite]
+    diagnosis: Annotated[list[Diagnosis], Doc("ranked, most likely first; empty when the run stayed finite")]
+    warnings: list[WarningRecord]
+    steps: list[StepRecord]
+    layers: list[LayerRecord]
+    info: Annotated[list[str], Doc("worth knowing, not alarms (never change the status)")]
+
+
+# comm messages (target "nanwatch"): kernel -> frontend, then frontend -> kernel
+class RunInfo(TypedDict):
+    """The run as announced by `run_started` (Sink.run_started's payload)."""
+    run_id: str
+    cell: Opt[int]
+    cell_id: Annotated[Opt[str], Doc("the notebook cell's id (JupyterLab sends it), else null")]
+    mode: Mode
+    started: float
+
+
+class ActiveRun(TypedDict):
+    """The run in progress, in a snapshot."""
+    run: RunInfo
+    steps: Annotated[list[StepRecord], Doc("", maxItems=MAX_STEPS)]
+    layers: list[LayerRecord]
+    first_nonfinite: Opt[FirstNonfinite]
+    diagnosis: list[Diagnosis]
+
+
+class _Message(TypedDict):
+    """Every message carries the protocol version."""
+    v: Literal[1]
+
+
+class RunStartedMessage(_Message):
+    """A run started."""
+    type: Literal["run_started"]
+    run: RunInfo
+
+
+class ProgressMessage(_Message):
+    """Steps since the last progress message (throttled, coalesced); layers null when unchanged."""
+    type: Literal["progress"]
+    run_id: str
+    steps: Annotated[list[StepRecord], Doc("", maxItems=MAX_PROGRESS_STEPS)]
+    layers: Opt[list[LayerRecord]]
+
+
+class FirstNonfiniteMessage(_Message):
+    """The origin was found (diagnosis empty), and again at the end with the diagnosis."""
+    type: Literal["first_nonfinite"]
+    run_id: str
+    first: FirstNonfinite
+    diagnosis: list[Diagnosis]
+
+
+class RunFinishedMessage(_Message):
+    """The complete report (its last MAX_STEPS steps and MAX_HISTORY history points per layer)."""
+    type: Literal["run_finished"]
+    report: Report
+
+
+class SnapshotMessage(_Message):
+    """Every kept run of this kernel, oldest first, and the run in progress: the answer to hello."""
+    type: Literal["snapshot"]
+    runs: Annotated[list[Report], Doc("", maxItems=MAX_RUNS)]
+    active: Opt[ActiveRun]
+
+
+class ResetMessage(_Message):
+    """`%nanwatch reset`: the sidebars forget this kernel's runs."""
+    type: Literal["reset"]
+
+
+class HelloMessage(_Message):
+    """Frontend -> kernel, the only one: the kernel answers with a snapshot."""
+    type: Literal["hello"]
+
+
+KERNEL_MESSAGES = (RunStartedMessage, ProgressMessage, FirstNonfiniteMessage, RunFinishedMessage,
+                   SnapshotMessage, ResetMessage)
+FRONTEND_MESSAGES = (HelloMessage,)
+MESSAGE_TYPES = {get_type_hints(m)["type"].__args__[0]: m for m in KERNEL_MESSAGES + FRONTEND_MESSAGES}
+
+
+# JSON Schema, generated from the records above
+
+_FLOAT = {"anyOf": [{"type": "number"}, {"enum": ["nan", "inf", "-inf"]}],
+          "description": "a float; NaN and +-Inf travel as the strings 'nan', 'inf', '-inf' (json_safe)"}
+_SIMPLE = {bool: "boolean", int: "integer", str: "string", type(None): "null"}
+
+
+class _Builder:
+    """Turns type hints into JSON Schema, collecting records and enums as $defs."""
+
+    def __init__(self):
+        self.defs: dict = {"float": _FLOAT}
+
+    def type(self, tp: Any) -> dict:
+        origin, args = get_origin(tp), get_args(tp)
+        if origin is Annotated:
+            return dict(self.type(args[0]), **{k: v for meta in args[1:] for k, v in meta.items()})   # Doc()
+        if origin in (Union, UnionType):
+            parts = [self.type(a) for a in args]
+            if all(list(p) == ["type"] and isinstance(p["type"], str) for p in parts):
+                return {"type": [p["type"] for p in parts]}   # e.g. ["integer", "null"]
+            return {"anyOf": parts}
+        if origin is Literal:
+            return {"const": args[0]} if len(args) == 1 else {"enum": list(args)}
+        if origin is list:
+            return {"type": "array", "items": self.type(args[0])}
+        if origin is dict:
+            return {"type": "object", "additionalProperties": self.type(args[1])}
+        if isinstance(tp, type) and issubclass(tp, Enum):
+            self.defs.setdefault(tp.__name__, {"type": "string", "enum": [m.value for m in tp],
+                                               "description": (tp.__doc__ or "").strip()})
+            return {"$ref": f"#/$defs/{tp.__name__}"}
+        if is_typeddict(tp):
+            if tp.__name__ not in self.defs:
+                self.defs[tp.__name__] = {}   # placeholder: records may refer to each other
+                self.defs[tp.__name__] = self.record(tp)
+            return {"$ref": f"#/$defs/{tp.__name__}"}
+        if tp is float:
+            return {"$ref": "#/$defs/float"}
+        if tp in _SIMPLE:
+            return {"type": _SIMPLE[tp]}
+        raise TypeError(f"no JSON Schema for {tp!r}")
+
+    def record(self, td: type) -> dict:
+        hints = get_type_hints(td, include_extras=True)
+        props = {name: self.type(tp) for name, tp in hints.items()}
+        return {"type": "object", "description": (td.__doc__ or "").strip(), "properties": props,
+                "required": [n for n in hints if n in td.__required_keys__], "additionalProperties": False}
+
+
+def _document(title: str, roots: dict, top: dict) -> dict:
+    builder = _Builder()
+    for enum in (Status, Mode, OpPhase, CallKind, Context, CauseId):
+        builder.type(enum)
+    refs = {key: builder.type(tp) for key, tp in roots.items()}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"https://nanwatch.invalid/schema/{title}.v1.schema.json", "title": f"nanwatch {title}, schema 1",
+            "description": "Generated from nanwatch/schema.py by scripts/gen_schema.py: do not edit.",
+            **top(refs), "x-nanwatch-limits": dict(LIMITS), "$defs": dict(sorted(builder.defs.items()))}
+
+
+def report_json_schema() -> dict:
+    """The JSON Schema of `Report.to_dict()` (docs/schema/report.v1.schema.json)."""
+    return _document("report", {"report": Report}, lambda refs: dict(refs["report"]))
+
+
+def comm_json_schema() -> dict:
+    """The JSON Schema of the comm messages (docs/schema/comm.v1.schema.json): any one message."""
+    return _document("comm", MESSAGE_TYPES, lambda refs: {
+        "oneOf": list(refs.values()), "x-nanwatch-protocol-version": PROTOCOL_VERSION,
+        "x-nanwatch-messages": {side: {t: refs[t]["$ref"] for t, m in MESSAGE_TYPES.items() if m in group}
+                                for side, group in (("kernel_to_frontend", KERNEL_MESSAGES),
+                                                    ("frontend_to_kernel", FRONTEND_MESSAGES))}})
+
+
+# validation (test time: needs the jsonschema package, imported only here)
+
+_validators: dict = {}
+
+
+def _leaves(error: Any) -> list:
+    """The errors that say why: inside anyOf branches, except the `null` alternative."""
+    branches = [c for c in error.context or () if not (c.validator == "type" and c.validator_value == "null")]
+    return [leaf for c in branches for leaf in _leaves(c)] if branches else [error]
+
+
+def _errors(key: str, value: Any) -> list[str]:
+    if key not in _validators:
+        import jsonschema
+        whole = report_json_schema() if key == "report" else comm_json_schema()
+        schema = whole if key == "report" else dict(whole, oneOf=[{"$ref": f"#/$defs/{key}"}])
+        _validators[key] = jsonschema.Draft202012Validator(schema)
+    out = []
+    for error in (leaf for e in _validators[key].iter_errors(value) for leaf in _leaves(e)):
+        message = error.message if len(error.message) <= 200 else f"fails {error.validator} {error.validator_value!r}"
+        out.append(f"{'/'.join(map(str, error.absolute_path)) or '<root>'}: {message}"[:300])
+    return sorted(set(out))
+
+
+def validate_report(report: Any) -> list[str]:
+    """What is wrong with `report` (a `Report.to_dict()`) against schema 1; [] when valid."""
+    return _errors("report", report)
+
+
+def validate_message(message: Any) -> list[str]:
+    """What is wrong with one comm message (either direction) against comm schema 1; [] when valid."""
+    kind = message.get("type") if isinstance(message, dict) else None
+    if kind not in MESSAGE_TYPES:
+        return [f"<root>: not a message of comm schema 1 (type {kind!r})"]
+    return _errors(MESSAGE_TYPES[kind].__name__, message)
