@@ -16,7 +16,7 @@ Also: `python -m nanwatch run` exits 1 / 0 / 2, and the panel's comm traffic on 
 `fit` in a real kernel (jupyter_client, every iopub message counted) stays under ~10 updates per
 second per widget.
 
-Run: .venv/bin/pytest -q tests/test_notebooks.py   (about 3 minutes on 2 cores)
+Run: .venv/bin/pytest -q tests/e2e/test_notebooks.py   (about 3 minutes on 2 cores)
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "example_notebooks"
 MIME = "application/vnd.nanwatch.report.v1+json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"

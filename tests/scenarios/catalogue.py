@@ -1,14 +1,95 @@
-"""Checks a report against a scenario's `expect` (the format of shared/zoo/scenarios.py)."""
+"""The one format of every scenario catalogue, and how a report is checked against a scenario.
+
+A scenario is a notebook cell meant to run under `%%nanwatch OPTIONS` after an optional setup cell,
+with its ground truth (`expect`) and how that truth was measured (`truth`, a key of TRUTH). The
+catalogues (tests/scenarios/zoo.py, core.py, diagnosis.py) are dicts name -> Scenario, built by
+`catalogue()`; tests/scenarios/runner.py runs a scenario once and hands its report to the checks
+below (check_location, check_causes).
+
+Keys of `expect` (all optional; a key that is absent is not checked):
+  the origin (report["first_nonfinite"]):
+    phase          acceptable values of first_nonfinite.phase (a set)
+    first_op       acceptable op types of the culprit op (a set), or None: the data itself
+    layer          the Keras layer name of the culprit (None: no layer)
+    line_contains  text of the cell line that created the culprit op
+    source_cell    "setup": the culprit line is in the setup cell (In[1]; the watched cell is In[2])
+    data_source    first_nonfinite.data.source (e.g. "x[1]": the second input of a two-input model)
+    array_rows     first_nonfinite.data.array_rows (rows of the user's array)
+    variable       first_nonfinite.data.variable (the weight that held the NaN)
+  the verdict:
+    status         acceptable report statuses (a set); {"healthy"}: no diagnosis and no warning allowed
+    cause          acceptable values of diagnosis[0].cause (a set)
+    any_cause      one of these causes must appear among diagnosis[*].cause or warnings[*].cause
+Cause ids are those of nanwatch.diagnosis.CAUSES (nanwatch/diagnosis/__init__.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Any, Mapping
+
+ORIGIN_KEYS = ("phase", "first_op", "layer", "line_contains")
+DETAIL_KEYS = ("source_cell", "data_source", "array_rows", "variable")
+VERDICT_KEYS = ("status", "cause", "any_cause")
+EXPECT_KEYS = ORIGIN_KEYS + DETAIL_KEYS + VERDICT_KEYS
+
+# How a catalogue's `expect` was measured (Scenario.truth). TensorFlow 2.21 / Keras 3.15, CPU.
+TRUTH = {
+    "tfdbg2": "raw tfdbg2 (enable_dump_debug_info, FULL_HEALTH, no circular buffer): the first non-finite "
+              "tensor by wall time; measured with the public scenarios and copied with them",
+    "tfdbg2_oracle": "checked at every test run against raw tfdbg2 in the test process "
+                     "(tests/scenarios/tfdbg2_oracle.py: the first op by wall time whose output held NaN/Inf "
+                     "while its traced inputs were finite)",
+    "check_numerics": "tests/tools/measure_scenarios.py: each scenario in fresh processes, once under "
+                      "tf.debugging.enable_check_numerics() with inter-op parallelism 1 (CN: the first op that "
+                      "raises), once plainly (plain: did the NaN reach the weights, History, predictions?); "
+                      "`note` gives both results",
+}
+
+CATALOGUES = {"zoo": "tests.scenarios.zoo", "core": "tests.scenarios.core", "diagnosis": "tests.scenarios.diagnosis"}
 
 
-def check_location(report: dict, expect: dict) -> list:
-    """Mismatches of status / phase / first_op / layer / line_contains, as readable strings."""
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    name: str
+    code: str                            # the watched cell, run as `%%nanwatch {options}`
+    expect: Mapping[str, Any]            # keys: EXPECT_KEYS (module docstring)
+    setup: str | None = None             # run plainly before the watched cell, in the same namespace
+    options: str = "--no-panel"          # the magic's options
+    note: str = ""                       # where the scenario comes from; what the measurement found
+    truth: str = ""                      # how `expect` was measured: a key of TRUTH
+    catalogue: str = ""                  # the catalogue it belongs to (set by catalogue())
+
+    def __post_init__(self):
+        unknown = set(self.expect) - set(EXPECT_KEYS)
+        assert not unknown, f"{self.name}: unknown expect keys {sorted(unknown)}"
+        assert not self.truth or self.truth in TRUTH, f"{self.name}: unknown truth {self.truth!r}"
+
+
+def catalogue(name: str, truth: str, *scenarios: Scenario) -> dict[str, Scenario]:
+    """name -> Scenario, in the given order; each stamped with the catalogue and (unless it has its own) truth."""
+    out = {}
+    for s in scenarios:
+        assert s.name not in out, f"{name}: {s.name} twice"
+        out[s.name] = dataclasses.replace(s, catalogue=name, truth=s.truth or truth)
+    return out
+
+
+def load(name: str) -> dict[str, Scenario]:
+    """Every scenario of a catalogue (a key of CATALOGUES, or a module path), false alarms included."""
+    module = importlib.import_module(CATALOGUES.get(name, name))
+    return {**getattr(module, "SCENARIOS", {}), **getattr(module, "FALSE_ALARMS", {})}
+
+
+def check_location(report: dict, expect: Mapping) -> list:
+    """Mismatches of status and of the origin keys (ORIGIN_KEYS, DETAIL_KEYS), as readable strings."""
     problems = []
     first = report["first_nonfinite"]
     if "status" in expect and report["status"] not in expect["status"]:
         problems.append(f"status {report['status']!r} not in {expect['status']}")
-    if any(k in expect for k in ("phase", "first_op", "layer", "line_contains")) and first is None:
-        return problems + ["no first_nonfinite"]
+    if any(k in expect for k in ORIGIN_KEYS) and first is None:
+        return problems + ["no first_nonfinite"] + _detail_problems(report, expect)
     if "phase" in expect and first["phase"] not in expect["phase"]:
         problems.append(f"phase {first['phase']!r} not in {expect['phase']}")
     if "first_op" in expect:
@@ -23,10 +104,29 @@ def check_location(report: dict, expect: dict) -> list:
         code = (first.get("source") or {}).get("code") or ""
         if expect["line_contains"] not in code:
             problems.append(f"line {code!r} lacks {expect['line_contains']!r}")
+    return problems + _detail_problems(report, expect)
+
+
+def _detail_problems(report: dict, expect: Mapping) -> list:
+    problems = []
+    first = report["first_nonfinite"] or {}
+    source = first.get("source") or {}
+    data = first.get("data") or {}
+    if expect.get("source_cell") == "setup":
+        # the setup ran as In[1], the watched cell as In[2]
+        if source.get("cell") != 1:
+            problems.append(f"source cell {source.get('cell')} is not the setup cell 1")
+    if "data_source" in expect and data.get("source") != expect["data_source"]:
+        problems.append(f"data source {data.get('source')!r} != {expect['data_source']!r}")
+    if "array_rows" in expect and data.get("array_rows") != expect["array_rows"]:
+        problems.append(f"array rows {data.get('array_rows')} != {expect['array_rows']}")
+    if "variable" in expect and data.get("variable") != expect["variable"]:
+        problems.append(f"variable {data.get('variable')!r} != {expect['variable']!r}")
     return problems
 
 
-def check_causes(report: dict, expect: dict) -> list:
+def check_causes(report: dict, expect: Mapping) -> list:
+    """Mismatches of the verdict keys (cause, any_cause; no alarm at all where status is {"healthy"})."""
     problems = []
     causes = [d["cause"] for d in report["diagnosis"]]
     if "cause" in expect and (not causes or causes[0] not in expect["cause"]):

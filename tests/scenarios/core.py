@@ -1,14 +1,18 @@
-"""nanwatch's own core scenarios (issue #2), in the format of shared/zoo/scenarios.py.
+"""nanwatch's own core scenarios (issue #2), in the catalogue format (tests/scenarios/catalogue.py).
 
-Each is checked twice in tests: against `expect`, and against raw tfdbg2
-(tests/tfdbg2_oracle.py: first non-finite op by wall time with finite inputs).
-Extra keys: `source_cell` ("setup": the culprit line is in the setup cell),
-`data_source`, `array_rows`, `variable`.
+Each is checked twice in tests/scenarios/test_core.py: against `expect`, and against raw tfdbg2 run
+in the test process (`truth="tfdbg2_oracle"`, tests/scenarios/tfdbg2_oracle.py: the first non-finite
+op by wall time with finite inputs). They use the origin's detail keys too: `source_cell` ("setup":
+the culprit line is in the setup cell), `data_source`, `array_rows`, `variable`.
 """
 
-SCENARIOS = {
-    # NaN only in the backward pass: sqrt is fine at 0, its gradient is not.
-    "c01_backward_sqrt_at_zero": dict(
+from tests.scenarios.catalogue import Scenario, catalogue
+
+SCENARIOS = catalogue(
+    "core", "tfdbg2_oracle",
+    Scenario(
+        "c01_backward_sqrt_at_zero",
+        note="NaN only in the backward pass: sqrt is fine at 0, its gradient is not.",
         code='''
 import numpy as np, tensorflow as tf, keras
 class Root(keras.layers.Layer):
@@ -20,8 +24,9 @@ model.compile(optimizer="sgd", loss="mse")
 model.fit(X, y, epochs=1, verbose=0)
 ''',
         expect=dict(phase={"backward"}, first_op={"SqrtGrad"}, layer="root")),
-    # NaN made inside a tf.data map function.
-    "c02_tfdata_map": dict(
+    Scenario(
+        "c02_tfdata_map",
+        note="NaN made inside a tf.data map function.",
         code='''
 import numpy as np, tensorflow as tf, keras
 X = np.random.rand(64, 3).astype("float32"); X[10, 1] = 0.0
@@ -32,8 +37,9 @@ model.compile(optimizer="adam", loss="mse")
 model.fit(ds, epochs=1, verbose=0)
 ''',
         expect=dict(phase={"input"}, first_op={"Log"}, line_contains="tf.math.log(a)")),
-    # Inf in a metric only: the loss is fine.
-    "c03_inf_in_metric": dict(
+    Scenario(
+        "c03_inf_in_metric",
+        note="Inf in a metric only: the loss is fine.",
         code='''
 import numpy as np, tensorflow as tf, keras
 def log_output(y_true, y_pred):
@@ -44,8 +50,9 @@ model.compile(optimizer="sgd", loss="mse", metrics=[log_output])
 model.fit(X, y, epochs=1, verbose=0)
 ''',
         expect=dict(phase={"metric"}, first_op={"Log"}, line_contains="tf.math.log(y_pred)")),
-    # evaluate(): a layer takes the log of negative values.
-    "c04_evaluate": dict(
+    Scenario(
+        "c04_evaluate",
+        note="evaluate(): a layer takes the log of negative values.",
         code='''
 import numpy as np, tensorflow as tf, keras
 class LogLayer(keras.layers.Layer):
@@ -57,8 +64,9 @@ model.compile(optimizer="adam", loss="mse")
 model.evaluate(X, y, verbose=0)
 ''',
         expect=dict(phase={"forward"}, first_op={"Log"}, layer="logl", line_contains="tf.math.log(x)")),
-    # A functional model with two inputs; the second input holds an Inf at row 7.
-    "c05_functional_two_inputs": dict(
+    Scenario(
+        "c05_functional_two_inputs",
+        note="A functional model with two inputs; the second input holds an Inf at row 7.",
         code='''
 import numpy as np, keras
 a = np.random.rand(50, 3).astype("float32"); b = np.random.rand(50, 2).astype("float32"); b[7, 1] = np.inf
@@ -70,8 +78,9 @@ model.compile(optimizer="adam", loss="mse")
 model.fit([a, b], y, batch_size=10, epochs=1, verbose=0)
 ''',
         expect=dict(phase={"input"}, first_op=None, data_source="x[1]", array_rows=[7])),
-    # A subclassed model whose own call takes a log.
-    "c06_subclassed_model": dict(
+    Scenario(
+        "c06_subclassed_model",
+        note="A subclassed model whose own call takes a log.",
         code='''
 import numpy as np, tensorflow as tf, keras
 class Net(keras.Model):
@@ -86,8 +95,9 @@ model.compile(optimizer="adam", loss="mse")
 model.fit(X, y, epochs=1, verbose=0)
 ''',
         expect=dict(phase={"forward"}, first_op={"Log"}, layer="net", line_contains="tf.math.log(self.hidden(x))")),
-    # The op is made by a helper defined in an earlier cell.
-    "c07_helper_from_earlier_cell": dict(
+    Scenario(
+        "c07_helper_from_earlier_cell",
+        note="The op is made by a helper defined in an earlier cell.",
         setup='''
 import numpy as np, tensorflow as tf, keras
 def scale_by(a, b):
@@ -104,8 +114,9 @@ model.compile(optimizer="adam", loss="mse")
 model.fit(X, y, batch_size=32, epochs=1, verbose=0)
 ''',
         expect=dict(phase={"forward"}, first_op={"RealDiv"}, layer="scale", line_contains="a / b", source_cell="setup")),
-    # Weights already NaN before the cell.
-    "c08_preexisting_nan_weights": dict(
+    Scenario(
+        "c08_preexisting_nan_weights",
+        note="Weights already NaN before the cell.",
         setup='''
 import numpy as np, keras
 model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="dense_a"), keras.layers.Dense(1, name="dense_b")])
@@ -118,8 +129,9 @@ X = np.random.rand(16, 4).astype("float32"); y = np.random.rand(16, 1).astype("f
 model.fit(X, y, epochs=1, verbose=0)
 ''',
         expect=dict(phase={"input"}, first_op={"ReadVariableOp"}, layer="dense_b", variable="kernel")),
-    # A custom training loop with the step in a tf.function of the user's.
-    "c09_tf_function_custom_step": dict(
+    Scenario(
+        "c09_tf_function_custom_step",
+        note="A custom training loop with the step in a tf.function of the user's.",
         code='''
 import numpy as np, tensorflow as tf, keras
 model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, name="lin")])
@@ -136,8 +148,9 @@ for step in range(3):
     train_step(X, y)
 ''',
         expect=dict(phase={"loss"}, first_op={"Log"}, line_contains="tf.math.log(model(x))")),
-    # predict() on finite inputs that overflow inside the model.
-    "c10_predict_overflow": dict(
+    Scenario(
+        "c10_predict_overflow",
+        note="predict() on finite inputs that overflow inside the model.",
         setup='''
 import numpy as np, tensorflow as tf, keras
 class Expo(keras.layers.Layer):
@@ -149,4 +162,4 @@ model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, kernel_initia
 out = model.predict(np.array([[1.0, 2.0], [100.0, 3.0]], "float32"), verbose=0)
 ''',
         expect=dict(phase={"forward"}, first_op={"Exp"}, layer="expo", line_contains="tf.exp(x)")),
-}
+)

@@ -1,12 +1,16 @@
-"""Fast mode: a cheap sentinel while healthy, the exact answer on the first NaN (issue #6)."""
+"""Fast mode: a cheap sentinel while healthy, the exact answer on the first NaN (issue #6).
+
+Fast against exact on every zoo and core scenario that calls `fit` (through the `runner` fixture),
+and fast mode's own behaviour on zoo scenarios and on cells of its own (the `cell` fixture).
+"""
 
 import numpy as np
 import pytest
 
-from scenarios_core import SCENARIOS as CORE
-from zoo_scenarios import SCENARIOS as ZOO
+from tests.scenarios.core import SCENARIOS as CORE
+from tests.scenarios.zoo import SCENARIOS as ZOO
 
-FIT_SCENARIOS = {name: s for name, s in {**ZOO, **CORE}.items() if ".fit(" in s["code"]}
+FIT_SCENARIOS = {name: s for name, s in {**ZOO, **CORE}.items() if ".fit(" in s.code}
 
 
 def _where(report):
@@ -17,10 +21,10 @@ def _where(report):
 
 
 @pytest.mark.parametrize("name", sorted(FIT_SCENARIOS))
-def test_fast_and_exact_agree(cell, name):
+def test_fast_and_exact_agree(runner, name):
     scenario = FIT_SCENARIOS[name]
-    _, exact = cell.run(scenario["code"], setup=scenario.get("setup"), options="--no-panel --mode exact")
-    _, fast = cell.run(scenario["code"], setup=scenario.get("setup"), options="--no-panel --mode fast")
+    exact = runner.report(scenario, options="--no-panel --mode exact")
+    fast = runner.report(scenario, options="--no-panel --mode fast")
     assert exact.mode == "exact"
     assert _where(fast) == _where(exact), (fast.to_text(), exact.to_text())
     if _where(fast) is not None and fast.first_nonfinite["phase"] != "input":
@@ -29,7 +33,7 @@ def test_fast_and_exact_agree(cell, name):
 
 
 def test_rewind_weights_and_bad_batch(cell):
-    code = ZOO["p03_sqrt_custom_layer"]["code"] + "weights_after = model.get_weights()\n"
+    code = ZOO["p03_sqrt_custom_layer"].code + "weights_after = model.get_weights()\n"
     result, report = cell.run(code, options="--no-panel --mode fast")
     assert report.mode == "fast" and report.first_nonfinite["op_type"] == "Sqrt"
     model = cell.ip.user_ns["model"]
@@ -63,13 +67,13 @@ def test_nonfinite_only_inside_the_optimizer(cell, mode):
     assert first["inputs"] and all(i["finite"] for i in first["inputs"])
 
 
-def test_custom_loops_run_exact(cell):
-    _, report = cell.run(ZOO["p02_log_of_zero_custom_loop"]["code"], options="--no-panel --mode fast")
+def test_custom_loops_run_exact(runner):
+    _, report = runner.run(ZOO["p02_log_of_zero_custom_loop"], options="--no-panel --mode fast")
     assert report.mode == "exact" and report.first_nonfinite["op_type"] == "Log"
 
 
-def test_healthy_fast_run_is_healthy_and_records_stats(cell):
-    _, report = cell.run(ZOO["p10_healthy_mlp"]["code"], options="--no-panel --stats-every 2")
+def test_healthy_fast_run_is_healthy_and_records_stats(runner):
+    _, report = runner.run(ZOO["p10_healthy_mlp"], options="--no-panel --stats-every 2")
     data = report.to_dict()
     assert data["status"] == "healthy" and data["mode"] == "fast"
     assert len(data["steps"]) == 16 and all(s["grad_norm"] > 0 for s in data["steps"])

@@ -1,6 +1,7 @@
 """Runs that need a process of their own (global TensorFlow set-up), printed as JSON.
 
-`python tests/isolated_runs.py NAME` — used by tests/test_reliability.py through subprocess.
+`python tests/tf/isolated_runs.py NAME` — used by tests/tf/test_reliability.py through subprocess (also
+with the Python of .venv-tf215, which has no nanwatch installed: the repository root is put on sys.path).
 """
 
 import json
@@ -10,14 +11,9 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("IPYTHONDIR", tempfile.mkdtemp(prefix="nanwatch-ipython-"))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-
-def _shell():
-    from IPython.core.interactiveshell import InteractiveShell
-    ip = InteractiveShell.instance()
-    assert ip.run_cell("%load_ext nanwatch").success
-    return ip
+from tests.support.ipython import nanwatch_shell as _shell  # noqa: E402
 
 
 MIRRORED = '''

@@ -12,7 +12,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def isolated(name, python=sys.executable):
-    """Run tests/isolated_runs.py NAME in a fresh Python and return its JSON."""
+    """Run tests/tf/isolated_runs.py NAME in a fresh Python and return its JSON."""
     proc = subprocess.run([python, os.path.join(HERE, "isolated_runs.py"), name],
                           capture_output=True, text=True, timeout=600)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("JSON:")]
@@ -132,7 +132,7 @@ def test_exact_mode_without_replay_names_the_unchecked_fused_chain(cell, float32
 
 
 # scripts/setup.sh installs TensorFlow 2.15 (older than nanwatch supports) into this venv beside .venv
-OLD_TF_PYTHON = os.path.join(HERE, "..", ".venv-tf215", "bin", "python")
+OLD_TF_PYTHON = os.path.join(HERE, "..", "..", ".venv-tf215", "bin", "python")
 
 
 def test_kernel_with_too_old_tensorflow_runs_the_cell_unwatched_and_says_so():

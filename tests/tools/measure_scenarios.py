@@ -8,14 +8,15 @@ runs `setup` plainly, then runs `code` twice in fresh processes:
   2. plainly, timed, then every Keras model / weight / loss history left in the namespace is checked for
      non-finite values (did the NaN reach the user at all?).
 
-    .venv/bin/python tests/measure_scenarios.py [tests.scenarios_diagnosis] [name ...]
+    .venv/bin/python tests/tools/measure_scenarios.py [zoo|core|diagnosis] [name ...]
 
-prints one JSON line per scenario.
+prints one JSON line per scenario. The catalogue defaults to diagnosis (its SCENARIOS and FALSE_ALARMS);
+a module path (e.g. tests.scenarios.zoo) works too. The scenarios come from the catalogues through
+tests/scenarios/catalogue.py (`load`), whose `truth="check_numerics"` names this measurement.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import re
@@ -87,8 +88,9 @@ print("RESULT " + json.dumps(out))
 '''
 
 
-def measure(scenario: dict, check: bool) -> dict:
-    spec = {"setup": scenario.get("setup", ""), "code": scenario["code"], "check": check}
+def measure(scenario, check: bool) -> dict:
+    """One fresh process running a catalogue Scenario (tests/scenarios/catalogue.py) under raw TensorFlow."""
+    spec = {"setup": scenario.setup or "", "code": scenario.code, "check": check}
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     proc = subprocess.run([sys.executable, "-c", CHILD], input=json.dumps(spec), capture_output=True,
                           text=True, env=env, timeout=300)
@@ -99,13 +101,13 @@ def measure(scenario: dict, check: bool) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    module = "tests.scenarios_diagnosis"
-    if argv and "." in argv[0]:
-        module, argv = argv[0], argv[1:]
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    mod = importlib.import_module(module)
-    pool = dict(getattr(mod, "SCENARIOS", {}))
-    pool.update(getattr(mod, "FALSE_ALARMS", {}))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    from tests.scenarios.catalogue import CATALOGUES, load
+
+    name = "diagnosis"
+    if argv and (argv[0] in CATALOGUES or "." in argv[0]):
+        name, argv = argv[0], argv[1:]
+    pool = load(name)
     names = argv or list(pool)
     for name in names:
         checked = measure(pool[name], check=True)

@@ -1,13 +1,13 @@
 """Record real training dynamics (per-step loss and gradient norm, per-layer weight/gradient norms).
 
-Not a test: a tool that writes the fixtures tests/data/dynamics/*.json that tests/test_dynamics.py and
-tests/test_diagnosis_rules.py read. Each recording runs a small Keras model in a GradientTape loop that
+Not a test: a tool that writes the fixtures tests/data/dynamics/*.json that tests/unit/test_dynamics.py and
+tests/unit/test_diagnosis_rules.py read. Each recording runs a small Keras model in a GradientTape loop that
 does what `fit` does (shuffled mini-batches, the compiled loss plus `model.losses`, `optimizer.apply`),
 and logs, at every step, what nanwatch's engine streams (schema 1 `steps[]` and `layers[].history`):
 the loss, the global gradient norm, and each layer's weight and gradient norms. It stops at the first
 non-finite loss or gradient (the record of that step is kept, with its non-finite values as strings).
 
-    .venv/bin/python tests/record_dynamics.py [name ...]
+    .venv/bin/python tests/tools/record_dynamics.py [name ...]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ X = np.random.rand(256, 10).astype("float32"); y = (X.sum(1, keepdims=True) * 5)
 model = keras.Sequential([keras.Input((10,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(1)])
 optimizer = keras.optimizers.SGD(learning_rate=10.0); loss_fn = keras.losses.MeanSquaredError(); batch_size, epochs = 32, 5
 ''',
-    # scenarios_diagnosis d12: SGD(1.0) on a 3-layer MLP.
+    # diagnosis d12 (tests/scenarios/diagnosis.py): SGD(1.0) on a 3-layer MLP.
     "lr_sgd1_deep_mlp": '''
 keras.utils.set_random_seed(12)
 X = np.random.rand(256, 8).astype("float32"); y = (X @ np.arange(8.0).reshape(8, 1)).astype("float32")
@@ -42,8 +42,8 @@ X = np.random.rand(100, 1).astype("float32"); y = (2 * X + 1 + np.random.randn(1
 model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(10, activation="relu"), keras.layers.Dense(1)])
 optimizer = keras.optimizers.Adam(learning_rate=5.0); loss_fn = keras.losses.MeanSquaredError(); batch_size, epochs = 32, 10
 ''',
-    # scenarios_diagnosis d11: a ReLU SimpleRNN over 50 steps, plain SGD(0.001): the gradient through
-    # time grows while the loss does not, then explodes.
+    # diagnosis d11 (tests/scenarios/diagnosis.py): a ReLU SimpleRNN over 50 steps, plain SGD(0.001):
+    # the gradient through time grows while the loss does not, then explodes.
     "explode_rnn_relu": '''
 keras.utils.set_random_seed(11)
 X = np.random.rand(64, 50, 1).astype("float32"); y = X.sum(1)
@@ -199,7 +199,7 @@ def record(name: str, src: str) -> dict:
     return {
         "name": name,
         "source": src.strip(),
-        "measured_with": "tests/record_dynamics.py (TF %s, Keras %s), %.1f s" % (tf.__version__, keras.__version__,
+        "measured_with": "tests/tools/record_dynamics.py (TF %s, Keras %s), %.1f s" % (tf.__version__, keras.__version__,
                                                                                time.time() - t0),
         "optimizer": {"class": type(optimizer).__name__, "learning_rate": float(cfg["learning_rate"]),
                       "clipnorm": cfg.get("clipnorm"), "clipvalue": cfg.get("clipvalue"),
@@ -212,7 +212,7 @@ def record(name: str, src: str) -> dict:
 
 
 def main(names):
-    out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "dynamics")
+    out_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "dynamics")
     os.makedirs(out_dir, exist_ok=True)
     for name in names or list(RECORDINGS):
         rec = record(name, RECORDINGS[name])

@@ -24,8 +24,9 @@ import pytest
 
 from nanwatch import comm as nwcomm
 from nanwatch.comm import CommBroadcaster, parse_incoming
+from tests.support import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 
 
 # ---------------------------------------------------------------------------------------

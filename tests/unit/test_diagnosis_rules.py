@@ -1,11 +1,10 @@
 """diagnose(evidence) on realistic evidence dicts: real data profiles (profile_array on the scenario's own
 arrays), real training dynamics (tests/data/dynamics, recorded from Keras runs), and first_nonfinite
-records shaped as schema 1 with the op types measured by tests/measure_scenarios.py (the op's input
+records shaped as schema 1 with the op types measured by tests/tools/measure_scenarios.py (the op's input
 statistics are what those ops get in the scenarios: e.g. a std denominator with one zero column).
 No TensorFlow import."""
 
 import json
-import pathlib
 
 import numpy as np
 import pandas as pd
@@ -14,8 +13,9 @@ import pytest
 from nanwatch.diagnosis import CAUSES, diagnose, info_notes
 from nanwatch.diagnosis.data_checks import profile_array
 from nanwatch.diagnosis.drift import training_ranges
+from tests.support import DYNAMICS
 
-DYN = pathlib.Path(__file__).parent / "data" / "dynamics"
+DYN = DYNAMICS
 
 
 def dyn(name):

@@ -1,14 +1,14 @@
-"""Training dynamics on real recorded runs (tests/data/dynamics/*.json, made by tests/record_dynamics.py
+"""Training dynamics on real recorded runs (tests/data/dynamics/*.json, made by tests/tools/record_dynamics.py
 from real Keras models on TF 2.21 / Keras 3.15) and on small synthetic series. No TensorFlow import."""
 
 import json
-import pathlib
 
 import pytest
 
 from nanwatch.diagnosis import dynamics as D
+from tests.support import DYNAMICS
 
-DATA = pathlib.Path(__file__).parent / "data" / "dynamics"
+DATA = DYNAMICS
 HEALTHY = ["healthy_adam_mlp", "healthy_class_imbalance", "healthy_cnn_bn_dropout", "healthy_large_loss_prices",
            "healthy_lstm", "healthy_noisy_sgd_momentum", "healthy_sgd_lr0p1", "healthy_tiny_overfit",
            "explode_rnn_relu_clipnorm", "seed001_rnn_tanh_x100"]

@@ -4,7 +4,7 @@ What matters for a live view under a training loop: it keeps the comm traffic lo
 drops iopub traffic above 1000 msgs/s), so the tests count the widget state messages really sent
 (`Widget._send`, through which every state update goes) against the elapsed time; the final state
 holds the last step; a first NaN shows at once; and it reads well with 2 and with 200 layers.
-No TensorFlow: events are the dicts the engine sends (see report_samples.py).
+No TensorFlow: events are the dicts the engine sends (see tests/support/report_samples.py).
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ import pytest
 
 from nanwatch.views import panel as panel_mod
 from nanwatch.views.panel import LivePanel, _Series, make_panel_or_none, sparkline_svg
-from report_samples import healthy_report, nan_report
-
-REPO = Path(__file__).parents[1]
+from tests.support import REPO
+from tests.support.report_samples import healthy_report, nan_report
 EVIL = "<script>alert(1)</script>"
 RUN = {"run_id": "r1", "cell": 12, "mode": "fast", "started": 0.0}
 

@@ -1,7 +1,7 @@
 """Tests of the static views (text, HTML, matplotlib figures) on realistic schema-1 report dicts.
 
 They never import TensorFlow: views only read report dicts, so the dicts are built with
-`Report` (see report_samples.py) and the tests stay fast. Figures are checked for what they
+`Report` (see tests/support/report_samples.py) and the tests stay fast. Figures are checked for what they
 show (axes labels, lines, the x of the NaN marker, bar count), not merely for existing.
 """
 
@@ -21,7 +21,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from nanwatch.views import figures
 from nanwatch.views.html import render_html
 from nanwatch.views.text import render_text
-from report_samples import DIAGNOSIS, NAN_STEP, WARNINGS, healthy_report, nan_report
+from tests.support import REPO
+from tests.support.report_samples import DIAGNOSIS, NAN_STEP, WARNINGS, healthy_report, nan_report
 
 EVIL = "<script>alert(1)</script>"
 
@@ -74,7 +75,7 @@ def test_views_do_not_import_tensorflow():
     code = ("import sys, nanwatch.views.text, nanwatch.views.html, nanwatch.views.figures;"
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+                         cwd=str(REPO))
     assert out.stdout.split() == ["False", "False"]
 
 

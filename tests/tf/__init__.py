@@ -1,0 +1,1 @@
+"""Tests with real TensorFlow in the test process."""
