@@ -88,12 +88,15 @@ class Recorder(RunEvents):
     def model_seen(self, model):
         """Weights already non-finite? optimizer, loss, layers, dtype policy: the evidence."""
         ev = self.evidence
-        for entry in model_facts.nonfinite_weights(model, self.layers):
+        with self._paused():   # nanwatch's own reads: a NaN weight is reported by call_started, below
+            nonfinite = model_facts.nonfinite_weights(model, self.layers)
+            # before any step of this cell: the weights as the cell found them
+            norms = None if ev.initial_weight_norms else model_facts.initial_norms(model, self.layers)
+        for entry in nonfinite:
             if entry not in ev.nan_weights:
                 ev.nan_weights.append(entry)
-        if not ev.initial_weight_norms:
-            # before any step of this cell: the weights as the cell found them
-            ev.initial_weight_norms = model_facts.initial_norms(model, self.layers)
+        if norms is not None:
+            ev.initial_weight_norms = norms
         if not ev.layers_config:
             ev.layers_config = model_facts.layers_config(model)
         optimizer = getattr(model, "optimizer", None)
