@@ -1,14 +1,11 @@
 /**
  * The sidebar protocol (v=1): types, and validation of what the kernel sends.
  *
- * Kernel -> frontend messages (comm target "nanwatch"):
- *   {v:1, type:"run_started", run}
- *   {v:1, type:"progress", run_id, steps, layers|null}
- *   {v:1, type:"first_nonfinite", run_id, first, diagnosis}
- *   {v:1, type:"run_finished", report}
- *   {v:1, type:"snapshot", runs, active|null}
- *   {v:1, type:"reset"}
- * Frontend -> kernel: {v:1, type:"hello"}.
+ * The messages (comm target "nanwatch") and the report are schema 1, written once in
+ * nanwatch/schema.py and published as docs/schema/comm.v1.schema.json and
+ * report.v1.schema.json (docs/schema.md describes them). The types below mirror those
+ * files; labextension/test/schema.spec.ts fails when they drift apart (a cause id without
+ * a title, a schema field this parser drops, a limit that differs).
  *
  * `parseMessage` is the only door for kernel data: it checks the envelope strictly
  * (version, type, required fields) and rebuilds every nested value into the typed shape
@@ -26,6 +23,7 @@ export type Num = number | null;
 export type Status = 'healthy' | 'warning' | 'nonfinite' | 'error';
 export const STATUSES: readonly Status[] = ['healthy', 'warning', 'nonfinite', 'error'];
 
+/** The run announced by run_started: mode ("exact" | "fast") is known by then. */
 export interface IRunInfo {
   run_id: string;
   cell: number | null;
@@ -69,6 +67,8 @@ export interface ICounts {
   pos_inf: number | null;
   neg_inf: number | null;
   size: number | null;
+  /** from the check's message when the counts are unknown: "NaN", "Inf", ... */
+  kind: string | null;
 }
 
 export interface IInputHealth {
@@ -82,6 +82,10 @@ export interface IInputHealth {
   pos_inf: number | null;
   neg_inf: number | null;
   size: number | null;
+  mean: Num;
+  negatives: number | null;
+  dtype: string | null;
+  shape: number[] | null;
 }
 
 export interface IDataRows {
@@ -90,6 +94,24 @@ export interface IDataRows {
   rows: number[];
   columns: number[];
   values: string[];
+  /** the same rows in the user's own array */
+  array_rows: number[];
+  /** for a non-finite weight: its layer and variable */
+  layer: string | null;
+  variable: string | null;
+}
+
+export interface IConsumer {
+  op_type: string | null;
+  layer: string | null;
+  input: number | null;
+}
+
+export interface IHistogram {
+  bins: Num[];
+  counts: number[];
+  nonfinite: number | null;
+  input: string | null;
 }
 
 export interface ISourceLocation {
@@ -107,17 +129,22 @@ export interface IFirstNonfinite {
   output_slot: number | null;
   phase: string | null;
   layer: string | null;
+  /** outer layers first, e.g. "sequential/dense" */
+  layer_path: string | null;
   step: number | null;
   epoch: number | null;
   counts: ICounts;
   inputs: IInputHealth[];
   data: IDataRows | null;
+  consumer: IConsumer | null;
   source: ISourceLocation | null;
+  dtype: string | null;
   device: string | null;
-  replica: string | null;
+  replica: number | null;
   context: string | null;
   replayed: boolean | null;
   reproduced: boolean | null;
+  histogram: IHistogram | null;
 }
 
 export interface IDiagnosis {
@@ -142,6 +169,7 @@ export interface IReport {
     cell: number | null;
     started: Num;
     duration_s: Num;
+    nan_to_report_s: Num;
     steps: number | null;
     epochs: number | null;
     stopped: boolean | null;
@@ -191,12 +219,14 @@ export const HELLO = { v: PROTOCOL_VERSION, type: 'hello' } as const;
 // ------------------------------------------------------------------------------------
 // limits
 
-const MAX_STRING = 4000;
-const MAX_LIST = 1000;
+// Shared with the kernel: the values of x-nanwatch-limits in docs/schema/*.schema.json.
 export const MAX_RUNS = 50;
 export const MAX_STEPS = 500;
+export const MAX_HISTORY = 200;
+// This parser's own bounds (kernel data is untrusted input here).
+const MAX_STRING = 4000;
+const MAX_LIST = 1000;
 const MAX_LAYERS = 500;
-const MAX_HISTORY = 500;
 const MAX_ROWS = 200;
 
 // ------------------------------------------------------------------------------------
@@ -358,7 +388,8 @@ function readCounts(x: unknown): ICounts {
     nan: int(o.nan),
     pos_inf: int(o.pos_inf),
     neg_inf: int(o.neg_inf),
-    size: int(o.size)
+    size: int(o.size),
+    kind: str(o.kind, 50)
   };
 }
 
@@ -376,7 +407,11 @@ function readInput(x: unknown): IInputHealth | null {
     nan: int(x.nan),
     pos_inf: int(x.pos_inf),
     neg_inf: int(x.neg_inf),
-    size: int(x.size)
+    size: int(x.size),
+    mean: num(x.mean),
+    negatives: int(x.negatives),
+    dtype: str(x.dtype, 50),
+    shape: Array.isArray(x.shape) ? list(x.shape, int, 32) : null
   };
 }
 
@@ -389,7 +424,29 @@ function readData(x: unknown): IDataRows | null {
     batch: int(x.batch),
     rows: list(x.rows, int, MAX_ROWS),
     columns: list(x.columns, int, MAX_ROWS),
-    values: list(x.values, valueText, MAX_ROWS)
+    values: list(x.values, valueText, MAX_ROWS),
+    array_rows: list(x.array_rows, int, MAX_ROWS),
+    layer: str(x.layer, 300),
+    variable: str(x.variable, 300)
+  };
+}
+
+function readConsumer(x: unknown): IConsumer | null {
+  if (!isObj(x)) {
+    return null;
+  }
+  return { op_type: str(x.op_type, 200), layer: str(x.layer, 300), input: int(x.input) };
+}
+
+function readHistogram(x: unknown): IHistogram | null {
+  if (!isObj(x)) {
+    return null;
+  }
+  return {
+    bins: list(x.bins, num, 200),
+    counts: list(x.counts, int, 200),
+    nonfinite: int(x.nonfinite),
+    input: str(x.input, 100)
   };
 }
 
@@ -418,17 +475,21 @@ export function readFirst(x: unknown): IFirstNonfinite | null {
     output_slot: int(x.output_slot),
     phase: str(x.phase, 50),
     layer: str(x.layer, 300),
+    layer_path: str(x.layer_path, 1000),
     step: int(x.step),
     epoch: int(x.epoch),
     counts: readCounts(x.counts),
     inputs: list(x.inputs, readInput, 50),
     data: readData(x.data),
+    consumer: readConsumer(x.consumer),
     source: readSource(x.source),
+    dtype: str(x.dtype, 50),
     device: str(x.device, 200),
-    replica: x.replica === null || x.replica === undefined ? null : valueText(x.replica),
+    replica: int(x.replica),
     context: str(x.context, 50),
     replayed: bool(x.replayed),
-    reproduced: bool(x.reproduced)
+    reproduced: bool(x.reproduced),
+    histogram: readHistogram(x.histogram)
   };
 }
 
@@ -482,6 +543,7 @@ export function readReport(x: unknown): IReport | null {
       cell: int(run.cell),
       started: num(run.started),
       duration_s: num(run.duration_s),
+      nan_to_report_s: num(run.nan_to_report_s),
       steps: int(run.steps),
       epochs: int(run.epochs),
       stopped: bool(run.stopped),

@@ -44,7 +44,10 @@ export interface IRenderOptions {
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
-/** Human titles for the cause ids of DESIGN.md (ids not listed show as they are). */
+/**
+ * Human titles for the cause ids (CauseId in docs/schema/report.v1.schema.json; an id not
+ * listed shows as it is). labextension/test/schema.spec.ts fails when one is missing.
+ */
 export const CAUSE_TITLES: { [cause: string]: string } = {
   nan_in_input: 'NaN in the input data',
   inf_in_input: 'Inf in the input data',
@@ -62,7 +65,10 @@ export const CAUSE_TITLES: { [cause: string]: string } = {
   outlier_input: 'Outliers in the input',
   placeholder_values: 'Placeholder values in the data',
   zero_variance_normalization: 'Normalization of a zero-variance feature',
-  large_initial_weights: 'Large initial weights'
+  large_initial_weights: 'Large initial weights',
+  outlier_target: 'Outliers in the targets',
+  input_drift: 'Inputs off the training range',
+  diagnosis_error: 'The diagnosis could not run'
 };
 
 export const STATUS_LABELS: { [s in RunStatus]: string } = {
@@ -368,7 +374,7 @@ function renderFirst(doc: Document, first: IFirstNonfinite, handlers: IRenderHan
     doc.createTextNode(c.size !== null ? ` of ${fmtNum(c.size)}` : '')
   );
   field(doc, dl, 'Counts', counts);
-  if (first.device || first.replica) {
+  if (first.device || first.replica !== null) {
     const dev = [first.device, first.replica !== null ? `replica ${first.replica}` : null]
       .filter(Boolean)
       .join(', ');

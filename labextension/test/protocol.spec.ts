@@ -50,7 +50,7 @@ describe('parseMessage: contents', () => {
     expect(r.steps[1].grad_norm).toBe(Infinity);
     expect(r.first_nonfinite?.op_type).toBe('Log');
     expect(r.first_nonfinite?.layer).toBe('scorer');
-    expect(r.first_nonfinite?.counts).toEqual({ nan: 5, pos_inf: 0, neg_inf: 2, size: 100 });
+    expect(r.first_nonfinite?.counts).toEqual({ nan: 5, pos_inf: 0, neg_inf: 2, size: 100, kind: null });
     expect(r.first_nonfinite?.source).toEqual({
       cell: 4,
       cell_id: 'abc-123',
@@ -77,7 +77,7 @@ describe('parseMessage: contents', () => {
     }
     const first = msg.report.first_nonfinite!;
     expect(first.op_type).toBeNull();
-    expect(first.counts).toEqual({ nan: null, pos_inf: null, neg_inf: null, size: null });
+    expect(first.counts).toEqual({ nan: null, pos_inf: null, neg_inf: null, size: null, kind: null });
     expect(first.source!.line).toBeNull();
     expect('evil' in first).toBe(false);
     expect(msg.report.diagnosis).toHaveLength(1);
