@@ -23,6 +23,13 @@ from .engine.frames import Where
 from .evidence import Evidence
 from .sinks import SinkSet
 
+# Keras call -> schema.CallKind of its steps. The *_on_batch forms run one step on the batch given
+# (already checked before its step): their data is not profiled as a whole array.
+CALL_KINDS = {"fit": "train", "evaluate": "evaluate", "predict": "predict",
+              "train_on_batch": "train", "test_on_batch": "evaluate", "predict_on_batch": "predict"}
+WHOLE_ARRAY_CALLS = ("fit", "evaluate", "predict")
+_WHOLE_ARRAY_FORM = {"train": "fit", "evaluate": "evaluate", "predict": "predict"}
+
 # id(model) -> the ranges of the features it was fitted on (predict-time drift), kernel lifetime
 _TRAIN_RANGES: dict = {}
 
@@ -118,8 +125,9 @@ class Recorder(RunEvents):
         self.batch_index = 0
         if self.layer_stats is not None:
             self.layer_stats.forget_variables(model)
-        self.evidence.call = call
-        self._profile_inputs(model, call, x, y)
+        self.evidence.call = call if call in WHOLE_ARRAY_CALLS else _WHOLE_ARRAY_FORM[CALL_KINDS[call]]
+        if call in WHOLE_ARRAY_CALLS:
+            self._profile_inputs(model, call, x, y)
         if self.evidence.nan_weights and self.detection is None:
             bad = self.evidence.nan_weights[0]
             detection = Detection(context="weights", op_type="ReadVariableOp", op_name=None, slot=0,
@@ -240,7 +248,8 @@ class Recorder(RunEvents):
 
     def current_step(self) -> int:
         if self._calls:
-            return max(0, self.train_step - 1 if self._calls[-1] == "fit" else self.batch_index - 1)
+            training = CALL_KINDS.get(self._calls[-1]) == "train"
+            return max(0, self.train_step - 1 if training else self.batch_index - 1)
         return self.tape_steps
 
     def _count_skipped_step(self, model):

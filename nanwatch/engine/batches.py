@@ -40,8 +40,7 @@ def batch_arrays(data) -> list:
             continue
         flat = tf.nest.flatten(part)
         for i, tensor in enumerate(flat):
-            dtype = getattr(tensor, "dtype", None)
-            if dtype is None or not getattr(dtype, "is_floating", False):
+            if not _is_float(getattr(tensor, "dtype", None)):
                 continue
             name = role if len(flat) == 1 else f"{role}[{i}]"
             out.append((name, stats.to_numpy(tensor)))
@@ -89,3 +88,12 @@ def component(value, name: str):
         return flat[int(name.split("[", 1)[1].rstrip("]"))]
     except Exception:
         return None
+
+
+def _is_float(dtype) -> bool:
+    """A TensorFlow float dtype, or a numpy one (train_on_batch hands the user's arrays as they are)."""
+    if dtype is None:
+        return False
+    if hasattr(dtype, "is_floating"):
+        return bool(dtype.is_floating)
+    return getattr(dtype, "kind", None) == "f"

@@ -2,8 +2,8 @@
 
 Instrumentation only reaches functions traced while the probe is on, so each model used in
 the cell gets new train/test/predict functions (built by keras_steps), and its old ones back
-afterwards. fit/evaluate/predict are wrapped to tell the run which call runs, on which data,
-and which epoch. The patches live on the TensorFlow trainer class only for the cell.
+afterwards. fit/evaluate/predict and their *_on_batch forms are wrapped to tell the run which
+call runs, on which data, and which epoch. The patches live on the TensorFlow trainer class only for the cell.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from .model_facts import loss_scaled
 # schema.CallKind -> the model attribute Keras caches that kind's step function in
 _FUNCTION_ATTRS = {"train": "train_function", "evaluate": "test_function", "predict": "predict_function"}
 _MAKERS = {"train": "make_train_function", "evaluate": "make_test_function", "predict": "make_predict_function"}
+# The Keras calls that run steps, wrapped to tell the run which call runs on which data
+# (schema.CallKind of each: nanwatch.recorder.CALL_KINDS).
+CALLS = ("fit", "evaluate", "predict", "train_on_batch", "test_on_batch", "predict_on_batch")
 
 
 def _trainer_class():
@@ -50,11 +53,11 @@ class KerasHooks:
     # --- install / uninstall ---------------------------------------------------------------
     def install(self):
         cls = _trainer_class()
-        for name in list(_MAKERS.values()) + ["fit", "evaluate", "predict"]:
+        for name in list(_MAKERS.values()) + list(CALLS):
             self._saved_class_attrs[name] = cls.__dict__.get(name)
         for kind, maker in _MAKERS.items():
             setattr(cls, maker, self._make_function(kind))
-        for call in ("fit", "evaluate", "predict"):
+        for call in CALLS:
             setattr(cls, call, self._wrap_call(call, self._saved_class_attrs[call]))
 
     def uninstall(self):
@@ -103,6 +106,7 @@ class KerasHooks:
 
     def _wrap_call(self, call, original):
         hooks = self
+        takes_callbacks = "callbacks" in inspect.signature(original).parameters
 
         def wrapped(model, *args, **kwargs):
             try:
@@ -111,7 +115,7 @@ class KerasHooks:
                 return original(model, *args, **kwargs)
             arguments = bound.arguments
             callbacks = arguments.get("callbacks")
-            if callbacks is None or isinstance(callbacks, (list, tuple)):
+            if takes_callbacks and (callbacks is None or isinstance(callbacks, (list, tuple))):
                 arguments["callbacks"] = list(callbacks or []) + [_epoch_callback(hooks.events)]
             hooks._remember(model)
             x, y = arguments.get("x"), arguments.get("y")

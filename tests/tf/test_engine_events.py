@@ -237,3 +237,18 @@ def test_uninstall_puts_back_trainer_methods_tape_and_model_functions():
     assert model.train_function is train_function
     from tensorflow.python.framework import op_callbacks
     assert not op_callbacks.should_invoke_op_callbacks()
+
+
+@pytest.mark.parametrize("mode", ["fast", "exact"])
+def test_train_on_batch_loops_are_calls_with_steps_and_checked_batches(mode):
+    import nanwatch
+    x, y = _data(n=48, nan_row=37)
+    model = _model()
+    with nanwatch.watch(mode=mode, panel=False) as report:
+        for start in range(0, 48, 8):
+            model.train_on_batch(x[start:start + 8], y[start:start + 8])
+        model.test_on_batch(x[:8], y[:8])
+    first = report.first_nonfinite
+    assert first["phase"] == "input" and first["step"] == 4        # the fifth train_on_batch call
+    assert first["data"]["array_rows"] == [5] and first["data"]["columns"] == [2]   # row 5 of the slice passed
+    assert [s["step"] for s in report.steps][:4] == [0, 1, 2, 3] and report.stopped
