@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 
-from .data_checks import column_label, _fmt
+from ..numfmt import EVIDENCE, fmt
+from .data_checks import column_label
 
 OUTSIDE_WIDTHS = 1.0     # distance beyond the range, in units of the training range width
 SCALE_ORDERS = 1.0       # typical magnitude differs by >= 10x
@@ -75,12 +76,12 @@ def drift_warnings(train_ranges: dict, predict_profile: dict) -> list:
     name = predict_profile.get("name") or "X"
     parts = []
     for d in cols[:4]:
-        txt = (f"{column_label(d['column'])} spans {_fmt(d['predict_min'])}..{_fmt(d['predict_max'])}, "
-               f"trained on {_fmt(d['train_min'])}..{_fmt(d['train_max'])}")
+        txt = (f"{column_label(d['column'])} spans {fmt(d['predict_min'], EVIDENCE)}..{fmt(d['predict_max'], EVIDENCE)}, "
+               f"trained on {fmt(d['train_min'], EVIDENCE)}..{fmt(d['train_max'], EVIDENCE)}")
         if d["scale_ratio"] and abs(math.log10(d["scale_ratio"])) >= SCALE_ORDERS:
-            txt += f" ({_fmt(d['scale_ratio'])}x the training magnitude)"
+            txt += f" ({fmt(d['scale_ratio'], EVIDENCE)}x the training magnitude)"
         else:
-            txt += f" ({_fmt(d['widths_outside'])} range-widths outside)"
+            txt += f" ({fmt(d['widths_outside'], EVIDENCE)} range-widths outside)"
         parts.append(txt)
     more = f"; {len(cols) - 4} more columns" if len(cols) > 4 else ""
     return [{

@@ -6,7 +6,7 @@ Input: schema-1 `steps` records ({step, epoch, phase, loss, grad_norm}) and `lay
 strings "nan"/"inf"/"-inf" (Report.to_dict makes them strings).
 
 How the two causes differ (measured on real runs, tests/data/dynamics/*.json, recorded by
-tests/record_dynamics.py):
+tests/tools/record_dynamics.py):
 - learning rate too high (SGD(10.0) / SGD(1.0) on an MLP): the very first update is larger than
   the weights (lr * |g| / |w| = 831 and 28 at step 0; a healthy SGD(0.1) run has 1.2), so the
   weight norm jumps 7x-200x in one step *before or as* the gradient grows; loss and gradient then
@@ -40,6 +40,8 @@ from __future__ import annotations
 import math
 import statistics
 
+from ..numfmt import TREND, fmt, num  # num is re-exported: tests and rules read numbers as dynamics.num
+
 ADAPTIVE = {"adam", "adamw", "adamax", "nadam", "rmsprop", "adagrad", "adadelta", "adafactor", "lion",
             "ftrl", "lamb", "muon", "lossscaleoptimizer"}
 RECURRENT_HINTS = ("rnn", "lstm", "gru", "recurrent", "conv_lstm", "convlstm")
@@ -55,30 +57,9 @@ WEIGHT_JUMP = 5.0
 SGD_UPDATE_RATIO = 5.0
 
 
-def num(v):
-    """A float from a number or "nan"/"inf"/"-inf" string; None when missing/unparseable."""
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None
-
-
 def finite(v) -> bool:
     v = num(v)
     return v is not None and math.isfinite(v)
-
-
-def fmt(v) -> str:
-    v = num(v)
-    if v is None:
-        return "?"
-    if not math.isfinite(v):
-        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-    if v != 0 and (abs(v) >= 1e4 or abs(v) < 1e-3):
-        return f"{v:.2g}".replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
-    return f"{v:.3g}"
 
 
 def fmt_lr(v: float) -> str:
@@ -253,17 +234,18 @@ def _early_alarm(a: dict) -> str | None:
 def _lr_signs(a: dict) -> list:
     signs = []
     if a["weight_jump"] >= WEIGHT_JUMP:
-        signs.append(f"the weight norm of '{a['weight_jump_layer']}' jumped {fmt(a['weight_jump'])}x in one update "
+        signs.append(f"the weight norm of '{a['weight_jump_layer']}' jumped {fmt(a['weight_jump'], TREND)}x in one update "
                      f"(step {a['weight_jump_step']} to {a['weight_jump_step'] + 1})")
     if a.get("update_ratio0") is not None and a["update_ratio0"] >= SGD_UPDATE_RATIO:
-        signs.append(f"the first update lr*|g| was {fmt(a['update_ratio0'])}x the weight norm of "
+        signs.append(f"the first update lr*|g| was {fmt(a['update_ratio0'], TREND)}x the weight norm of "
                      f"'{a['update_ratio0_layer']}'")
     if a["lr_level"] == 2:
         signs.append("the learning rate is far above the usual range for this optimizer")
     return signs
 
 
-def _optimizer_code(optimizer: dict | None, lr_new: float | None, clip: bool = True) -> str:
+def optimizer_code(optimizer: dict | None, lr_new: float | None, clip: bool = True) -> str:
+    """The fixed optimizer as code: `keras.optimizers.SGD(learning_rate=0.001, clipnorm=1.0)`."""
     cls = optimizer_class(optimizer) or "SGD"
     if cls.lower() == "lossscaleoptimizer":
         cls = "Adam"
@@ -293,26 +275,32 @@ def _growth_text(a: dict) -> str:
     parts = []
     if a.get("grad_baseline") and a.get("grad_peak") is not None:
         steps = (a["grad_peak_step"] or 0)
-        parts.append(f"gradient norm grew {fmt(a['grad_peak'] / a['grad_baseline'])}x over {steps} "
+        parts.append(f"gradient norm grew {fmt(a['grad_peak'] / a['grad_baseline'], TREND)}x over {steps} "
                      f"step{'' if steps == 1 else 's'} "
-                     f"(from {fmt(a['grad_baseline'])} to {fmt(a['grad_peak'])} at step {a['grad_peak_step']})")
+                     f"(from {fmt(a['grad_baseline'], TREND)} to {fmt(a['grad_peak'], TREND)} at step {a['grad_peak_step']})")
     if a.get("loss_baseline") and a.get("loss_peak") is not None and a["loss_peak"] > 3 * a["loss_baseline"]:
-        parts.append(f"loss went from {fmt(a['loss_baseline'])} to {fmt(a['loss_peak'])}")
+        parts.append(f"loss went from {fmt(a['loss_baseline'], TREND)} to {fmt(a['loss_peak'], TREND)}")
     if a.get("nonfinite_step") is not None:
         parts.append(f"non-finite at step {a['nonfinite_step']}")
     return "; ".join(parts)
 
 
-def candidates(evidence: dict) -> list:
-    """Diagnosis candidates {cause, confidence, evidence, fix} from the dynamics (post-NaN or not)."""
-    ev = evidence or {}
-    a = analyze(ev.get("steps"), ev.get("layers"), ev.get("optimizer"), ev.get("dtype_policy"),
-                layer_classes=_layer_classes(ev))
+def candidates(evidence) -> list:
+    """Diagnosis candidates {cause, confidence, evidence, fix} from the dynamics (post-NaN or not), for
+    an `Evidence` or a dict of its fields. `diagnose` calls `explosion_candidates` on the analysis it
+    already has."""
+    from .context import Context  # the evidence is read one way; context imports this module
+    ctx = Context(evidence)
+    return explosion_candidates(ctx.dyn, ctx.optimizer)
+
+
+def explosion_candidates(a: dict, optimizer: dict | None) -> list:
+    """learning_rate_too_high / exploding_gradients from an `analyze` result, when the run exploded."""
     exploded = a["explosion"] or (a["nonfinite_step"] is not None and a["rising_run"] >= 3
                                   and (a["rising_growth"] or 1) >= 5)
     if not exploded:
         return []
-    return _classify(a, ev.get("optimizer"), post_nan=a["nonfinite_step"] is not None)
+    return _classify(a, optimizer, post_nan=a["nonfinite_step"] is not None)
 
 
 def _classify(a: dict, optimizer: dict | None, post_nan: bool) -> list:
@@ -320,24 +308,24 @@ def _classify(a: dict, optimizer: dict | None, post_nan: bool) -> list:
     signs = _lr_signs(a)
     growth = _growth_text(a)
     lr = num((optimizer or {}).get("learning_rate"))
-    lr_txt = f"{optimizer_class(optimizer) or 'optimizer'} learning_rate={fmt(lr)}" if lr is not None else "the learning rate"
+    lr_txt = f"{optimizer_class(optimizer) or 'optimizer'} learning_rate={fmt(lr, TREND)}" if lr is not None else "the learning rate"
     new_lr = _suggest_lr(optimizer, a)
     strong = len(signs)
     layer_txt = ""
     if a.get("top_layer") and a.get("top_layer_growth"):
-        layer_txt = f"; layer '{a['top_layer']}' grew most ({fmt(a['top_layer_growth'])}x)"
+        layer_txt = f"; layer '{a['top_layer']}' grew most ({fmt(a['top_layer_growth'], TREND)}x)"
     if strong:
         conf = 0.85 if strong >= 2 else 0.75
         out.append({
             "cause": "learning_rate_too_high", "confidence": conf,
             "evidence": f"{lr_txt}: {'; '.join(signs)}; {growth}: updates overshoot, loss and gradients grow together.",
-            "fix": (f"Lower the learning rate (and clip): `optimizer={_optimizer_code(optimizer, new_lr)}`"
-                    + ("" if new_lr is None else f" (was {fmt(lr)})") + "."),
+            "fix": (f"Lower the learning rate (and clip): `optimizer={optimizer_code(optimizer, new_lr)}`"
+                    + ("" if new_lr is None else f" (was {fmt(lr, TREND)})") + "."),
         })
         out.append({
             "cause": "exploding_gradients", "confidence": 0.4,
             "evidence": f"{growth}{layer_txt}.",
-            "fix": f"Clip gradients: `optimizer={_optimizer_code(optimizer, lr, clip=True)}`.",
+            "fix": f"Clip gradients: `optimizer={optimizer_code(optimizer, lr, clip=True)}`.",
         })
     else:
         conf = 0.8
@@ -353,30 +341,21 @@ def _classify(a: dict, optimizer: dict | None, post_nan: bool) -> list:
         out.append({
             "cause": "exploding_gradients", "confidence": conf,
             "evidence": (f"{growth}{layer_txt}, while {lr_txt} is ordinary and the weights barely moved "
-                         f"(largest one-step weight change {fmt(a['weight_jump'])}x).{sudden}"),
-            "fix": f"Clip the gradients, keep the learning rate: `optimizer={_optimizer_code(optimizer, lr, clip=True)}`{rec}.",
+                         f"(largest one-step weight change {fmt(a['weight_jump'], TREND)}x).{sudden}"),
+            "fix": f"Clip the gradients, keep the learning rate: `optimizer={optimizer_code(optimizer, lr, clip=True)}`{rec}.",
         })
         out.append({
             "cause": "learning_rate_too_high", "confidence": 0.5 if a["lr_level"] == 1 else 0.3,
             "evidence": f"{lr_txt}; {growth}.",
-            "fix": f"A smaller learning rate also helps: `optimizer={_optimizer_code(optimizer, new_lr)}`.",
+            "fix": f"A smaller learning rate also helps: `optimizer={optimizer_code(optimizer, new_lr)}`.",
         })
     return out
 
 
-def _layer_classes(ev: dict) -> dict:
-    """{layer name: class name} from evidence["layers_config"] (a list of layer configs)."""
-    out = {}
-    raw = ev.get("layers_config")
-    for c in raw if isinstance(raw, list) else []:
-        if isinstance(c, dict) and (c.get("name") or c.get("layer")):
-            out[c.get("name") or c.get("layer")] = c.get("class") or c.get("class_name")
-    return out
-
-
-def early_warnings(steps, layers=None, optimizer=None, dtype_policy=None, layer_classes=None) -> list:
-    """Warnings {cause, evidence, fix} while the run is still finite (none on healthy runs)."""
-    a = analyze(steps, layers, optimizer, dtype_policy, layer_classes)
+def early_warnings(steps, layers=None, optimizer=None, dtype_policy=None, layer_classes=None, analysis=None) -> list:
+    """Warnings {cause, evidence, fix} while the run is still finite (none on healthy runs).
+    `analysis`: the `analyze` result of these same arguments, when the caller has it already."""
+    a = analysis if analysis is not None else analyze(steps, layers, optimizer, dtype_policy, layer_classes)
     if a["nonfinite_step"] is not None:
         return []
     why = _early_alarm(a)
@@ -385,6 +364,9 @@ def early_warnings(steps, layers=None, optimizer=None, dtype_policy=None, layer_
     cands = _classify(a, optimizer, post_nan=False)
     best = max(cands, key=lambda c: c["confidence"])
     head = ("loss diverging: " if why == "loss" else "gradient norm rising fast: ") + \
-        (f"loss {fmt(a['loss_last'])} is {fmt(a['loss_growth'])}x its start ({fmt(a['loss_baseline'])}); "
+        (f"loss {fmt(a['loss_last'], TREND)} is {fmt(a['loss_growth'], TREND)}x its start ({fmt(a['loss_baseline'], TREND)}); "
          if why == "loss" and a.get("loss_growth") else "")
     return [{"cause": best["cause"], "evidence": "Before any NaN: " + head + best["evidence"], "fix": best["fix"]}]
+
+
+_optimizer_code = optimizer_code  # the old private name, still called by tests/unit/test_dynamics.py

@@ -2,7 +2,7 @@
 
 Report dicts carry non-finite floats as the strings "nan", "inf", "-inf" (JSON cannot hold
 them), while live sink events may carry real floats; every view reads numbers through `num`
-so both look the same to the user.
+and prints them with `fmt(x, VIEW)` (nanwatch.numfmt), so both look the same to the user.
 """
 
 from __future__ import annotations
@@ -10,25 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable
 
-_NONFINITE_STRINGS = {"nan": math.nan, "inf": math.inf, "+inf": math.inf, "-inf": -math.inf}
-
-
-def num(value: Any) -> float | None:
-    """A float from a report value ("nan"/"inf" strings included), or None if it is no number."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        key = value.strip().lower()
-        if key in _NONFINITE_STRINGS:
-            return _NONFINITE_STRINGS[key]
-        try:
-            return float(key)
-        except ValueError:
-            return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
+from ..numfmt import VIEW, fmt, num  # num is re-exported: the views read report numbers as f.num
 
 
 def is_finite(value: Any) -> bool:
@@ -40,24 +22,6 @@ def is_nonfinite(value: Any) -> bool:
     """True only for a number that is NaN or ±Inf (None and text are not 'non-finite')."""
     x = num(value)
     return x is not None and not math.isfinite(x)
-
-
-def fmt(value: Any, digits: int = 4) -> str:
-    """A short human form of a number: 4 significant digits, 'nan', '+inf', '-inf', '–' if missing."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int):
-        return str(value)
-    x = num(value)
-    if x is None:
-        return str(value)
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "+inf" if x > 0 else "-inf"
-    return f"{x:.{digits}g}"
 
 
 def counts_text(counts: dict | None) -> str:
@@ -86,7 +50,7 @@ def nonfinite_kind(counts: dict | None) -> str:
 def short_list(items: Iterable[Any], limit: int = 12) -> str:
     """'77, 78, 80 (+9 more)'."""
     items = list(items or [])
-    shown = ", ".join(fmt(i) if not isinstance(i, str) else i for i in items[:limit])
+    shown = ", ".join(fmt(i, VIEW) if not isinstance(i, str) else i for i in items[:limit])
     more = len(items) - limit
     return shown + (f" (+{more} more)" if more > 0 else "")
 
@@ -145,7 +109,7 @@ def run_meta(report: dict) -> str:
     parts = [mode, plural(run.get("steps") or 0, "step"),
              plural(run.get("epochs") or 0, "epoch")]
     if run.get("duration_s") is not None:
-        parts.append(f"{fmt(run['duration_s'], 3)} s")
+        parts.append(f"{fmt(run['duration_s'], VIEW, digits=3)} s")
     if run.get("cell") is not None:
         parts.append(f"cell [{run['cell']}]")
     if run.get("stopped"):
@@ -181,7 +145,7 @@ def input_text(inp: dict) -> str:
         health = "finite"
     else:
         health = "health unknown"
-    stats = [f"min {fmt(inp.get('min'))}", f"max {fmt(inp.get('max'))}"]
+    stats = [f"min {fmt(inp.get('min'), VIEW)}", f"max {fmt(inp.get('max'), VIEW)}"]
     if inp.get("zeros"):
         stats.append(plural(inp["zeros"], "zero"))
     return f"{name}: {health}, " + ", ".join(stats)

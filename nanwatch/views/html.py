@@ -3,7 +3,7 @@
 Self-contained so that a saved notebook, nbconvert HTML, VS Code or GitHub shows it without
 the extension: CSS inline and scoped under `.nanwatch-report`, figures as small data-URI PNGs,
 no JavaScript, no external resources. Every string taken from the report goes through
-`html.escape` (`_e`): op names, layer names, code and fixes come from user code and data.
+`html.escape` (`esc`): op names, layer names, code and fixes come from user code and data.
 The pieces (`first_card_html`, `diagnosis_html`, `layers_table_html`, ...) are reused by the
 live panel so both views show a NaN the same way.
 """
@@ -14,6 +14,7 @@ import contextlib
 import gc
 import html
 
+from ..numfmt import VIEW, fmt
 from . import _format as f
 
 STATIC_LAYER_ROWS = 20
@@ -55,7 +56,8 @@ CSS = """
 """
 
 
-def _e(value) -> str:
+def esc(value) -> str:
+    """`value` as HTML text (None -> ""); the live panel escapes through it too."""
     return html.escape("" if value is None else str(value), quote=True)
 
 
@@ -74,25 +76,25 @@ def render_html(report: dict, figures: bool = True, dpi: int = 80) -> str:
     parts.append(layers_section_html(report.get("layers")))
     parts.append(bullets_html("Info", report.get("info")))
     parts.append(bullets_html("Run notes", (report.get("run") or {}).get("notes")))
-    status = _e(report.get("status") or "healthy")
+    status = esc(report.get("status") or "healthy")
     return f'<div class="nanwatch-report nw-report-{status}">' + "".join(p for p in parts if p) + "</div>"
 
 
 def status_html(report: dict) -> str:
     status = report.get("status") or "healthy"
-    return (f'<div class="nw-head nw-{_e(status)}">nanwatch: {_e(f.headline(report))}</div>'
-            f'<div class="nw-meta">{_e(f.run_meta(report))}</div>')
+    return (f'<div class="nw-head nw-{esc(status)}">nanwatch: {esc(f.headline(report))}</div>'
+            f'<div class="nw-meta">{esc(f.run_meta(report))}</div>')
 
 
 def banner_html(status: str, text: str, meta: str = "") -> str:
     """A status line for the live panel (status: healthy, warning, nonfinite, error, running)."""
-    meta_html = f'<div class="nw-meta">{_e(meta)}</div>' if meta else ""
-    return f'<div class="nw-head nw-{_e(status)}">{_e(text)}</div>{meta_html}'
+    meta_html = f'<div class="nw-meta">{esc(meta)}</div>' if meta else ""
+    return f'<div class="nw-head nw-{esc(status)}">{esc(text)}</div>{meta_html}'
 
 
 def _kv_table(rows: list[tuple[str, str]]) -> str:
     """rows: (label, already-escaped HTML)."""
-    body = "".join(f"<tr><th>{_e(label)}</th><td>{value}</td></tr>" for label, value in rows)
+    body = "".join(f"<tr><th>{esc(label)}</th><td>{value}</td></tr>" for label, value in rows)
     return f'<table class="nw-t nw-kv">{body}</table>'
 
 
@@ -100,41 +102,41 @@ def first_card_html(first: dict | None) -> str:
     """The first-NaN card: op, layer, phase, when, counts, inputs, data rows, source line."""
     if not first:
         return ""
-    op = f"<b>{_e(first.get('op_type') or '?')}</b> <code>{_e(first.get('op_name') or '')}</code>"
+    op = f"<b>{esc(first.get('op_type') or '?')}</b> <code>{esc(first.get('op_name') or '')}</code>"
     if first.get("output_slot") is not None:
-        op += f" output {_e(first['output_slot'])}"
-    rows = [("op", op), ("layer", _e(first.get("layer") or "– (not inside a Keras layer)")),
-            ("phase", _e(first.get("phase") or "?")), ("when", _e(f.when_text(first))),
-            ("values", f'<span class="nw-bad">{_e(f.counts_text(first.get("counts")))}</span>')]
+        op += f" output {esc(first['output_slot'])}"
+    rows = [("op", op), ("layer", esc(first.get("layer") or "– (not inside a Keras layer)")),
+            ("phase", esc(first.get("phase") or "?")), ("when", esc(f.when_text(first))),
+            ("values", f'<span class="nw-bad">{esc(f.counts_text(first.get("counts")))}</span>')]
     if f.context_text(first):
-        rows.append(("where", _e(f.context_text(first))))
+        rows.append(("where", esc(f.context_text(first))))
     rows += [("input", _input_html(i)) for i in (first.get("inputs") or [])[:8]]
-    rows += [(label, _e(text)) for label, text in f.data_lines(first.get("data"))]
+    rows += [(label, esc(text)) for label, text in f.data_lines(first.get("data"))]
     rows += _source_rows(first.get("source"))
     return f'<div class="nw-card"><h4>First non-finite tensor</h4>{_kv_table(rows)}</div>'
 
 
 def _input_html(inp: dict) -> str:
-    text = _e(f.input_text(inp))
+    text = esc(f.input_text(inp))
     return f'<span class="nw-bad">{text}</span>' if inp.get("finite") is False else text
 
 
 def _source_rows(source: dict | None) -> list[tuple[str, str]]:
     if not source:
         return []
-    attrs = f' data-cell-id="{_e(source.get("cell_id"))}"' if source.get("cell_id") else ""
+    attrs = f' data-cell-id="{esc(source.get("cell_id"))}"' if source.get("cell_id") else ""
     if source.get("line") is not None:
-        attrs += f' data-line="{_e(source["line"])}"'
-    rows = [("source", f'<span class="nw-source"{attrs}>{_e(f.source_text(source))}</span>')]
+        attrs += f' data-line="{esc(source["line"])}"'
+    rows = [("source", f'<span class="nw-source"{attrs}>{esc(f.source_text(source))}</span>')]
     if source.get("code"):
-        rows.append(("code", f"<code>{_e(str(source['code']).strip())}</code>"))
+        rows.append(("code", f"<code>{esc(str(source['code']).strip())}</code>"))
     return rows
 
 
 def _evidence_fix_html(item: dict) -> str:
-    out = f"<div>{_e(item['evidence'])}</div>" if item.get("evidence") else ""
+    out = f"<div>{esc(item['evidence'])}</div>" if item.get("evidence") else ""
     if item.get("fix"):
-        out += f"<pre><code>{_e(str(item['fix']).rstrip())}</code></pre>"
+        out += f"<pre><code>{esc(str(item['fix']).rstrip())}</code></pre>"
     return out
 
 
@@ -146,21 +148,21 @@ def diagnosis_html(diagnosis: list | None) -> str:
     for d in diagnosis:
         conf = f.num(d.get("confidence"))
         conf_html = f' <span class="nw-dim">{round(100 * conf)}%</span>' if f.is_finite(conf) else ""
-        items.append(f"<li><b>{_e(d.get('cause'))}</b>{conf_html}{_evidence_fix_html(d)}</li>")
+        items.append(f"<li><b>{esc(d.get('cause'))}</b>{conf_html}{_evidence_fix_html(d)}</li>")
     return f'<div class="nw-diagnosis"><h4>Likely causes (most likely first)</h4><ol>{"".join(items)}</ol></div>'
 
 
 def warnings_html(warnings: list | None) -> str:
     if not warnings:
         return ""
-    items = "".join(f"<li><b>{_e(w.get('cause'))}</b>{_evidence_fix_html(w)}</li>" for w in warnings)
+    items = "".join(f"<li><b>{esc(w.get('cause'))}</b>{_evidence_fix_html(w)}</li>" for w in warnings)
     return f'<div class="nw-warnings"><h4>Warnings</h4><ul>{items}</ul></div>'
 
 
 def bullets_html(title: str, items: list | None) -> str:
     if not items:
         return ""
-    return f"<h4>{_e(title)}</h4><ul>" + "".join(f"<li>{_e(i)}</li>" for i in items) + "</ul>"
+    return f"<h4>{esc(title)}</h4><ul>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>"
 
 
 @contextlib.contextmanager
@@ -185,10 +187,10 @@ def figures_html(report: dict, dpi: int = 80) -> str:
             figs = report_figures(report)
             imgs = [(d, figure_to_png_b64(fig, dpi=dpi)) for d, fig in figs]
     except Exception as exc:  # a broken figure must not cost the user the whole report
-        return f'<div class="nw-dim">figures unavailable: {_e(type(exc).__name__)}: {_e(exc)}</div>'
+        return f'<div class="nw-dim">figures unavailable: {esc(type(exc).__name__)}: {esc(exc)}</div>'
     if not imgs:
         return ""
-    tags = "".join(f'<img src="data:image/png;base64,{b64}" alt="{_e(d)}">' for d, b64 in imgs)
+    tags = "".join(f'<img src="data:image/png;base64,{b64}" alt="{esc(d)}">' for d, b64 in imgs)
     return f'<div class="nw-figs">{tags}</div>'
 
 
@@ -204,16 +206,16 @@ def _columns(layers: list[dict]) -> list[tuple[str, str]]:
 
 
 def _cell(rec: dict, key: str, newest: tuple | None) -> str:
-    value = f.fmt(rec.get(key))
+    value = fmt(rec.get(key), VIEW)
     if key == "mean" and rec.get("std") is not None:
-        value += f" ± {f.fmt(rec.get('std'))}"
+        value += f" ± {fmt(rec.get('std'), VIEW)}"
     bad = set(f.layer_bad_fields(rec))
     classes = ["nw-num"]
     if key in bad or (key == "mean" and "std" in bad):
         classes.append("nw-bad")
     if newest == (rec.get("layer"), key):
         classes.append("nw-newest")
-    return f'<td class="{" ".join(classes)}">{_e(value)}</td>'
+    return f'<td class="{" ".join(classes)}">{esc(value)}</td>'
 
 
 def layers_table_html(layers: list[dict], max_rows: int = STATIC_LAYER_ROWS, newest: tuple | None = None,
@@ -228,9 +230,9 @@ def layers_table_html(layers: list[dict], max_rows: int = STATIC_LAYER_ROWS, new
         return ""
     rows = layers if ordered else f.unhealthy_first(layers)
     cols = _columns(layers)
-    head = "<tr><th>layer</th>" + "".join(f'<th class="nw-num">{_e(label)}</th>' for _, label in cols) + "</tr>"
+    head = "<tr><th>layer</th>" + "".join(f'<th class="nw-num">{esc(label)}</th>' for _, label in cols) + "</tr>"
     body = "".join(
-        f'<tr><td>{_e(r.get("layer"))}</td>' + "".join(_cell(r, k, newest) for k, _ in cols) + "</tr>"
+        f'<tr><td>{esc(r.get("layer"))}</td>' + "".join(_cell(r, k, newest) for k, _ in cols) + "</tr>"
         for r in rows[:max_rows])
     more = _more_layers_html(rows[max_rows:], len(cols) + 1)
     table = f'<table class="nw-t nw-layers">{head}{body}{more}</table>'
@@ -250,4 +252,4 @@ def layers_section_html(layers: list | None) -> str:
         return ""
     bad = sum(1 for r in layers if f.layer_unhealthy(r))
     title = f"Layers ({len(layers)}, {bad} unhealthy)" if bad else f"Layers ({len(layers)}, all healthy)"
-    return f"<h4>{_e(title)}</h4>" + layers_table_html(layers)
+    return f"<h4>{esc(title)}</h4>" + layers_table_html(layers)

@@ -15,8 +15,9 @@ import math
 import time
 from typing import Callable
 
+from ..numfmt import VIEW, fmt
 from . import _format as f
-from .html import _e, banner_html, diagnosis_html, first_card_html, layers_table_html, style_html, warnings_html
+from .html import banner_html, diagnosis_html, esc, first_card_html, layers_table_html, style_html, warnings_html
 
 PANEL_ROWS = 25          # layer rows shown before "+N more"
 SPARK_POINTS = 100       # a sparkline keeps between SPARK_POINTS and 2 x SPARK_POINTS points
@@ -217,7 +218,7 @@ class LivePanel:
                 continue
             self._series.setdefault(name + suffix, _Series(self.spark_points)).add(step, x)
             if not math.isfinite(x) and self._warning is None:
-                self._set_warning(f"{name}{suffix} is {f.fmt(x)} at step {step}")
+                self._set_warning(f"{name}{suffix} is {fmt(x, VIEW)} at step {step}")
 
     def _current_step(self) -> int | None:
         return (self._last_step or {}).get("step")
@@ -230,7 +231,7 @@ class LivePanel:
         if now_bad and self._warning is None:
             layer, _ = self._newest_bad()
             rec = self._layers[layer]
-            bad = ", ".join(f"{field} {f.fmt(rec.get(field))}" for field in f.layer_bad_fields(rec))
+            bad = ", ".join(f"{field} {fmt(rec.get(field), VIEW)}" for field in f.layer_bad_fields(rec))
             self._set_warning(f"layer '{layer}' has {bad} at step {step}")
 
     def _set_warning(self, text: str) -> None:
@@ -283,18 +284,18 @@ class LivePanel:
             counter += f" · epoch {rec['epoch']}"
         counter += f" · {rec.get('phase') or 'train'} · {f.plural(self._steps_seen, 'step')} seen"
         sparks = "".join(self._spark_html(name, s) for name, s in self._series.items())
-        return (f'<div class="nanwatch-report"><div class="nw-meta"><b>{_e(counter)}</b></div>'
+        return (f'<div class="nanwatch-report"><div class="nw-meta"><b>{esc(counter)}</b></div>'
                 f'<div class="nw-sparks">{sparks}</div></div>')
 
     @staticmethod
     def _spark_html(name: str, series: _Series) -> str:
         points = series.shown()
         finite = [v for _, v in points if math.isfinite(v)]
-        span = f"{f.fmt(min(finite))} … {f.fmt(max(finite))}" if finite else ""
-        last = f.fmt(series.last[1]) if series.last else "–"
+        span = f"{fmt(min(finite), VIEW)} … {fmt(max(finite), VIEW)}" if finite else ""
+        last = fmt(series.last[1], VIEW) if series.last else "–"
         bad = "" if series.last and math.isfinite(series.last[1]) else ' class="nw-bad"'
-        return (f'<div class="nw-spark"><div><b>{_e(name)}</b> <span{bad}>{_e(last)}</span> '
-                f'<span class="nw-dim">{_e(span)}</span></div>{sparkline_svg(points)}</div>')
+        return (f'<div class="nw-spark"><div><b>{esc(name)}</b> <span{bad}>{esc(last)}</span> '
+                f'<span class="nw-dim">{esc(span)}</span></div>{sparkline_svg(points)}</div>')
 
     def _table_html(self) -> str:
         if not self._layers:
@@ -308,4 +309,4 @@ class LivePanel:
         at = f" · stats at step {self._layers_step}" if self._layers_step is not None else ""
         title = f"{f.plural(len(recs), 'layer')} · {len(bad)} unhealthy{at}"
         table = layers_table_html(rows, self.max_rows, newest=self._newest_bad(), ordered=True, scroll=True)
-        return f'<div class="nanwatch-report"><div class="nw-meta">{_e(title)}</div>{table}</div>'
+        return f'<div class="nanwatch-report"><div class="nw-meta">{esc(title)}</div>{table}</div>'

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import textwrap
 
+from ..numfmt import VIEW, fmt
 from . import _format as f
 
 _MAX_UNHEALTHY_LAYERS = 10
@@ -31,7 +32,7 @@ def _last_loss_lines(report: dict) -> list[str]:
     if not losses:
         return []
     last = losses[-1]
-    return [f"  last loss {f.fmt(last['loss'])} at step {last.get('step')}"]
+    return [f"  last loss {fmt(last['loss'], VIEW)} at step {last.get('step')}"]
 
 
 def _first_lines(report: dict) -> list[str]:
@@ -102,7 +103,7 @@ def _layer_lines(report: dict) -> list[str]:
         return []
     lines = [f"Unhealthy layers ({len(bad)} of {len(report['layers'])})"]
     for rec in bad[:_MAX_UNHEALTHY_LAYERS]:
-        fields = ", ".join(f"{k} {f.fmt(rec.get(k))}" for k in f.layer_bad_fields(rec))
+        fields = ", ".join(f"{k} {fmt(rec.get(k), VIEW)}" for k in f.layer_bad_fields(rec))
         lines.append(f"  {rec.get('layer')}: {fields}")
     if len(bad) > _MAX_UNHEALTHY_LAYERS:
         lines.append(f"  (+{len(bad) - _MAX_UNHEALTHY_LAYERS} more)")
