@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass, field, fields
 
 @dataclass
 class Evidence:
-    """Every field is optional; each is read by at least one diagnosis rule (see docs/design.md)."""
+    """Every field is optional; each is read by the diagnosis (nanwatch/diagnosis/context.py),
+    except `fp16_skipped_steps`, which the session reports as info."""
 
     # The Keras call that ran last in the cell: "fit" | "evaluate" | "predict" | None (custom code).
     call: str | None = None
@@ -25,8 +26,6 @@ class Evidence:
     layers: list = field(default_factory=list)
     # {class, inner_class?, learning_rate, clipnorm, clipvalue, global_clipnorm, loss_scale}
     optimizer: dict | None = None
-    # {name, from_logits}
-    loss: dict | None = None
     # weights non-finite before the cell's first step: [{layer, variable, counts}]
     nan_weights: list = field(default_factory=list)
     # kernels' norms before the first step: [{layer, variable, norm, fan_in, fan_out}]

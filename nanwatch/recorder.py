@@ -114,8 +114,6 @@ class Recorder(RunEvents):
             self.note("mixed precision with a LossScaleOptimizer: Inf/NaN gradients are expected there and the "
                       "optimizer skips those steps (counted below, not an alarm); nanwatch checks the forward pass, "
                       "the loss and the metrics.")
-        if ev.loss is None and getattr(model, "loss", None) is not None:
-            ev.loss = model_facts.loss_facts(model.loss)
         policy = getattr(getattr(model, "dtype_policy", None), "name", None)
         if policy:
             ev.dtype_policy = policy

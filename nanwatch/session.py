@@ -153,8 +153,8 @@ class WatchSession:
         evidence.first_nonfinite, evidence.steps, evidence.layers = report.first_nonfinite, report.steps, report.layers
         try:
             from .diagnosis import diagnose, info_notes
-            report.diagnosis, report.warnings = diagnose(dict(vars(evidence)))
-            report.info.extend(info_notes(dict(vars(evidence))))
+            report.diagnosis, report.warnings = diagnose(evidence)
+            report.info.extend(info_notes(evidence))
         except ImportError:
             pass
         except Exception as exc:

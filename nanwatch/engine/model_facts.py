@@ -81,17 +81,6 @@ def optimizer_facts(optimizer) -> dict:
     return facts
 
 
-def loss_facts(loss) -> dict:
-    name = loss if isinstance(loss, str) else getattr(loss, "name", None) or type(loss).__name__
-    from_logits = getattr(loss, "from_logits", None)
-    if from_logits is None and hasattr(loss, "get_config"):
-        try:
-            from_logits = loss.get_config().get("from_logits")
-        except Exception:
-            from_logits = None
-    return {"name": name, "from_logits": from_logits}
-
-
 def loss_scaled(model) -> bool:
     """Mixed precision with a LossScaleOptimizer (it skips steps with Inf gradients by design)."""
     return hasattr(getattr(model, "optimizer", None), "inner_optimizer")
