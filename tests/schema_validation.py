@@ -3,9 +3,10 @@
 Loaded from the root conftest (`pytest_plugins = ["tests.schema_validation"]`). It points
 NANWATCH_SCHEMA_LOG at a fresh file before any test runs, so `Report.finish()` in this process
 and in every process started from it (nbclient kernels, subprocess runs) validates its report and
-appends one line {run_id, valid, errors}. The summary says how many reports were validated and
-lists the invalid ones with the test that made them; any invalid report fails the session, since
-a report off schema is a broken contract even when the test that made it passed.
+appends one line {run_id, valid, errors}; a process without jsonschema (the TF 2.15 venv) logs
+the report itself, validated here. The summary says how many reports were validated and lists
+the invalid ones with the test that made them; any invalid report fails the session, since a
+report off schema is a broken contract even when the test that made it passed.
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ class SchemaLog:
             except ValueError:   # a torn or foreign line: counted as an invalid report, not skipped
                 text = raw[:200].decode("utf-8", "replace")
                 entry = {"run_id": f"<unreadable line at byte {start}>", "valid": False, "errors": [text]}
+            if entry.get("valid") is None and isinstance(entry.get("report"), dict):
+                # logged where jsonschema is missing (the TF 2.15 venv): validated here instead
+                from nanwatch.schema import validate_report
+                errors = validate_report(entry["report"])
+                entry = {"run_id": entry.get("run_id"), "valid": not errors, "errors": errors}
             run = runs.setdefault(str(entry.get("run_id")), {"valid": True, "errors": [], "test": test})
             if entry.get("valid") is not True:
                 run["valid"] = False

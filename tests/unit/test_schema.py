@@ -170,6 +170,26 @@ def test_finish_never_raises_when_the_log_cannot_be_written(tmp_path, monkeypatc
     assert Report().finish().status == "healthy"
 
 
+def test_without_jsonschema_finish_logs_the_report_and_the_plugin_validates_it(tmp_path, monkeypatch):
+    from tests.schema_validation import SchemaLog
+
+    def no_jsonschema(report):
+        raise ImportError("No module named 'jsonschema'")
+
+    log = tmp_path / "schema.jsonl"
+    monkeypatch.setenv(SCHEMA_LOG_ENV, str(log))
+    monkeypatch.setattr(schema, "validate_report", no_jsonschema)
+    good = Report().finish()
+    bad = Report()
+    bad.first_nonfinite = {"op_type": "Log"}
+    bad.finish()
+    monkeypatch.undo()
+    assert [json.loads(line)["valid"] for line in log.read_text().splitlines()] == [None, None]
+    results = SchemaLog(str(log)).read()
+    assert results[good.run_id]["valid"] is True
+    assert results[bad.run_id]["valid"] is False and results[bad.run_id]["errors"]
+
+
 def test_restore_weights_uses_the_public_pre_nan_weights():
     class Model:
         weights = None
