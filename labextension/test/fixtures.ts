@@ -94,7 +94,7 @@ export function healthy(id: string): { [k: string]: unknown } {
 }
 
 export function runStarted(id: string, cell = 7): { [k: string]: unknown } {
-  return { v: 1, type: 'run_started', run: { run_id: id, cell, mode: 'exact', started: 1700000100 } };
+  return { v: 1, type: 'run_started', run: { run_id: id, cell, cell_id: null, mode: 'exact', started: 1700000100 } };
 }
 
 export function progress(id: string, steps: number[], layers: unknown = null): { [k: string]: unknown } {

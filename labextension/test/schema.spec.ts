@@ -67,6 +67,16 @@ describe('schema 1: cause ids and enums', () => {
   });
 });
 
+describe('schema 1: what the sidebar sends', () => {
+  it('HELLO is the hello message of the comm schema', () => {
+    const hello = commSchema.$defs.HelloMessage;
+    const expected = Object.fromEntries(Object.entries(hello.properties).map(([k, p]) => [k, (p as Json).const]));
+    expect(hello.required).toEqual(Object.keys(hello.properties));
+    expect(protocol.HELLO).toEqual(expected);
+    expect(protocol.PROTOCOL_VERSION).toBe(commSchema['x-nanwatch-protocol-version']);
+  });
+});
+
 describe('schema 1: limits', () => {
   const limits: Json = reportSchema['x-nanwatch-limits'];
 
