@@ -1,8 +1,9 @@
 """Schema 1 of the report and of the sidebar's comm messages, written once.
 
 Python (report.py, comm.py, diagnosis), the JSON Schemas in docs/schema/ (generated from this
-module by scripts/gen_schema.py) and the TypeScript sidebar (checked against those files by jest)
-all take their enums, cause ids and limits from here, so the copies cannot drift apart again.
+module by scripts/gen_schema.py) and the TypeScript sidebar (checked against those files by jest;
+its cause titles generated into labextension/src/causes.ts) all take their enums, cause ids (with
+their titles) and limits from here, so the copies cannot drift apart again.
 Standard library only: no TensorFlow, no numpy, no jsonschema at import time.
 """
 
@@ -41,13 +42,33 @@ CallKind = _enum("CallKind", ("train", "evaluate", "predict"),
 # session.py): a checked graph op, an eager op, a data batch, non-finite weights, fast mode's sentinel.
 CONTEXTS = ("graph", "eager", "data", "weights", "sentinel")
 
-# Every `cause` id of `diagnosis[]` and `warnings[]`: diagnosis.CAUSES, plus the warning diagnose()
-# emits when it cannot read its evidence.
-CAUSE_IDS = ("nan_in_input", "inf_in_input", "nan_in_target", "inf_in_target", "nan_in_weights",
-             "log_of_nonpositive", "sqrt_of_negative", "division_by_zero", "exp_overflow", "float16_overflow",
-             "exploding_gradients", "learning_rate_too_high", "unscaled_input", "outlier_input",
-             "placeholder_values", "zero_variance_normalization", "large_initial_weights",
-             "outlier_target", "input_drift", "diagnosis_error")
+# Every `cause` id of `diagnosis[]` and `warnings[]` with its human title, in report order:
+# diagnosis.CAUSES, plus the warning diagnose() emits when it cannot read its evidence (last).
+# scripts/gen_schema.py writes the titles into the JSON Schemas ("x-nanwatch-cause-titles") and
+# into the sidebar's labextension/src/causes.ts: a new cause is added here, id and title together.
+CAUSE_TITLES = {
+    "nan_in_input": "NaN in the input data",
+    "inf_in_input": "Inf in the input data",
+    "nan_in_target": "NaN in the targets",
+    "inf_in_target": "Inf in the targets",
+    "nan_in_weights": "NaN in the weights",
+    "log_of_nonpositive": "Log of a non-positive value",
+    "sqrt_of_negative": "Square root of a negative value",
+    "division_by_zero": "Division by zero",
+    "exp_overflow": "Exp overflow",
+    "float16_overflow": "float16 overflow",
+    "exploding_gradients": "Exploding gradients",
+    "learning_rate_too_high": "Learning rate too high",
+    "unscaled_input": "Unscaled input features",
+    "outlier_input": "Outliers in the input",
+    "placeholder_values": "Placeholder values in the data",
+    "zero_variance_normalization": "Normalization of a zero-variance feature",
+    "large_initial_weights": "Large initial weights",
+    "outlier_target": "Outliers in the targets",
+    "input_drift": "Inputs off the training range",
+    "diagnosis_error": "The diagnosis could not run",
+}
+CAUSE_IDS = tuple(CAUSE_TITLES)
 
 # Limits shared by the kernel and the sidebar (exported to the JSON Schemas as "x-nanwatch-limits").
 MAX_RUNS = 50             # reports kept in kernel memory (and in the sidebar) for late frontends
@@ -394,7 +415,8 @@ def _document(title: str, roots: dict, top: dict) -> dict:
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
             "$id": f"https://nanwatch.invalid/schema/{title}.v1.schema.json", "title": f"nanwatch {title}, schema 1",
             "description": "Generated from nanwatch/schema.py by scripts/gen_schema.py: do not edit.",
-            **top(refs), "x-nanwatch-limits": dict(LIMITS), "$defs": dict(sorted(builder.defs.items()))}
+            **top(refs), "x-nanwatch-limits": dict(LIMITS), "x-nanwatch-cause-titles": dict(CAUSE_TITLES),
+            "$defs": dict(sorted(builder.defs.items()))}
 
 
 def report_json_schema() -> dict:

@@ -6,6 +6,7 @@
  * innerHTML. No JupyterLab imports, so jest can render it in jsdom.
  */
 
+import { CAUSE_TITLES } from './causes';
 import {
   IDiagnosis,
   IFirstNonfinite,
@@ -44,32 +45,8 @@ export interface IRenderOptions {
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
-/**
- * Human titles for the cause ids (CauseId in docs/schema/report.v1.schema.json; an id not
- * listed shows as it is). labextension/test/schema.spec.ts fails when one is missing.
- */
-export const CAUSE_TITLES: { [cause: string]: string } = {
-  nan_in_input: 'NaN in the input data',
-  inf_in_input: 'Inf in the input data',
-  nan_in_target: 'NaN in the targets',
-  inf_in_target: 'Inf in the targets',
-  nan_in_weights: 'NaN in the weights',
-  log_of_nonpositive: 'Log of a non-positive value',
-  sqrt_of_negative: 'Square root of a negative value',
-  division_by_zero: 'Division by zero',
-  exp_overflow: 'Exp overflow',
-  float16_overflow: 'float16 overflow',
-  exploding_gradients: 'Exploding gradients',
-  learning_rate_too_high: 'Learning rate too high',
-  unscaled_input: 'Unscaled input features',
-  outlier_input: 'Outliers in the input',
-  placeholder_values: 'Placeholder values in the data',
-  zero_variance_normalization: 'Normalization of a zero-variance feature',
-  large_initial_weights: 'Large initial weights',
-  outlier_target: 'Outliers in the targets',
-  input_drift: 'Inputs off the training range',
-  diagnosis_error: 'The diagnosis could not run'
-};
+/** The cause titles, generated from nanwatch/schema.py into causes.ts (re-exported for callers). */
+export { CAUSE_TITLES };
 
 export const STATUS_LABELS: { [s in RunStatus]: string } = {
   running: 'running',

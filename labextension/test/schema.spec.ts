@@ -1,7 +1,8 @@
 /**
  * The sidebar against schema 1 (docs/schema/*.schema.json, generated from nanwatch/schema.py).
  *
- * Fails when a cause id of the schema has no title, when the parser drops a field of the
+ * Fails when the generated cause titles (src/causes.ts, written by scripts/gen_schema.py from
+ * nanwatch/schema.py) differ from the schema's ids and titles, when the parser drops a field of the
  * schema (checked on reports and messages recorded from real runs: fixtures/reports, made by
  * tests/tools/make_ts_fixtures.py), or when a limit differs from the kernel's.
  */
@@ -9,7 +10,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as protocol from '../src/protocol';
-import { CAUSE_TITLES } from '../src/render';
+import { CAUSE_TITLES } from '../src/causes';
+import * as render from '../src/render';
 
 type Json = { [key: string]: any };
 
@@ -53,13 +55,23 @@ describe('schema 1: cause ids and enums', () => {
     expect(causes).toEqual(expect.arrayContaining(['nan_in_input', 'outlier_target', 'input_drift']));
   });
 
-  it.each(reportSchema.$defs.CauseId.enum as string[])('cause %s has a title in CAUSE_TITLES', cause => {
-    expect(typeof CAUSE_TITLES[cause]).toBe('string');
-    expect(CAUSE_TITLES[cause].length).toBeGreaterThan(0);
+  it('both schemas carry the same cause titles, one for each cause id, in order', () => {
+    const titles: Json = reportSchema['x-nanwatch-cause-titles'];
+    expect(commSchema['x-nanwatch-cause-titles']).toEqual(titles);
+    expect(Object.keys(titles)).toEqual(causes);
   });
 
-  it('CAUSE_TITLES names no cause the schema does not know', () => {
-    expect(Object.keys(CAUSE_TITLES).filter(c => !causes.includes(c))).toEqual([]);
+  it.each(reportSchema.$defs.CauseId.enum as string[])('cause %s has its schema title in causes.ts', cause => {
+    const title: string = reportSchema['x-nanwatch-cause-titles'][cause];
+    expect(typeof CAUSE_TITLES[cause]).toBe('string');
+    expect(CAUSE_TITLES[cause].length).toBeGreaterThan(0);
+    expect(CAUSE_TITLES[cause]).toBe(title);
+    expect(render.causeTitle(cause)).toBe(title);
+  });
+
+  it('causes.ts names exactly the schema cause ids, in order (run scripts/gen_schema.py when not)', () => {
+    expect(Object.keys(CAUSE_TITLES)).toEqual(causes);
+    expect(render.CAUSE_TITLES).toBe(CAUSE_TITLES);
   });
 
   it('the statuses are the schema statuses', () => {
