@@ -16,6 +16,9 @@ import pytest  # noqa: E402
 
 from tests.support.ipython import Cell, nanwatch_shell  # noqa: E402
 
+# every report the session makes is validated against schema 1 (tests/schema_validation.py)
+pytest_plugins = ["tests.schema_validation"]
+
 
 @pytest.fixture(scope="session")
 def shell():
