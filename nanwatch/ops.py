@@ -47,3 +47,16 @@ OVERFLOW_OPS = frozenset({
     "Conv2DBackpropInput", "Conv2DBackpropFilter", "MatMulGrad", "ResourceApplyAdam",
     "ResourceApplyGradientDescent", "AssignSubVariableOp", "AssignAddVariableOp", "Relu", "Elu",
     "Selu", "LeakyRelu", "Tanh", "Sigmoid", "Softmax", "Max", "Neg", "Abs", "Sqrt"})
+
+# Ops that write a variable: when the variable is the model's state (a weight, an optimizer slot),
+# a non-finite value written there reaches the training (a sink of the harm semantics).
+VARIABLE_WRITES = frozenset({"AssignVariableOp", "AssignAddVariableOp", "AssignSubVariableOp",
+                             "ResourceScatterUpdate", "ResourceScatterAdd", "ResourceScatterSub",
+                             "ResourceScatterNdUpdate", "ResourceScatterNdAdd", "ResourceScatterNdSub"})
+
+# Ops that are finite at points where their gradient is not (sqrt and norms at 0, log at 0 under a
+# where, pow with a fractional exponent at 0, acos/asin at +-1, division by a value that a where
+# masks): the engine keeps their forward line, so a NaN born in their gradient names it.
+GRADIENT_RISK_OPS = frozenset({"Sqrt", "Rsqrt", "Log", "Log1p", "Pow", "RealDiv", "Div", "Reciprocal", "Inv",
+                               "Acos", "Asin", "Atanh", "Acosh", "Lgamma", "Digamma", "Xlogy", "Xdivy",
+                               "EuclideanNorm", "Abs", "Softplus", "Atan2", "Tan"})

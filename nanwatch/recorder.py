@@ -234,6 +234,8 @@ class Recorder(RunEvents):
             if weight is not None:
                 detection = dataclasses.replace(detection, weight=weight)
         self.detection = detection
+        for text in detection.notes:
+            self.note(text)
         if (detection.op_type or "").startswith("__inference_"):
             name = detection.op_type[len("__inference_"):].rsplit("_", 1)[0]
             self.note(f"the NaN/Inf came out of tf.function '{name}', traced before this cell, so the ops inside "

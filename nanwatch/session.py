@@ -54,6 +54,7 @@ class WatchSession:
                                  cell_id=self.cells.cell_ids.get(cell) if cell is not None else None)
         self.probe = None
         self.hooks = None
+        self.state = None
         self.tape = None
         self.tf = None
 
@@ -100,8 +101,11 @@ class WatchSession:
         else:
             try:
                 from .engine.keras_hooks import KerasHooks
+                from .engine.keras_state import KerasStatePatch
                 self.hooks = KerasHooks(self.recorder, self.probe, self.options, self.cells, self.layers)
                 self.hooks.install()
+                self.state = KerasStatePatch(self.probe)
+                self.state.install()
             except ImportError:
                 self.hooks = None
         self.tape = TapePatch(self.recorder, self.probe)
@@ -138,7 +142,7 @@ class WatchSession:
 
     def _cleanup(self):
         """Absolute: no op callback, no patched method, no directory left behind."""
-        for part in (self.probe, self.hooks, self.tape):
+        for part in (self.probe, self.hooks, self.state, self.tape):
             if part is None:
                 continue
             try:
@@ -177,6 +181,7 @@ class WatchSession:
         if probe is not None:
             info.append(f"checked {probe.graph_ops_instrumented} graph ops and {probe.eager_ops_checked} "
                         "eager op runs")
+            info.extend(probe.eager.absorbed_info())
         skipped = self.recorder.evidence.fp16_skipped_steps
         if skipped:
             info.append(f"LossScaleOptimizer skipped {skipped} step(s) with Inf gradients (by design, not an alarm)")

@@ -34,7 +34,7 @@ class OpRecord:
 @dataclass(frozen=True)
 class Detection:
     """The first non-finite tensor and what is known about it."""
-    context: str                  # schema.CONTEXTS: "graph" | "eager" | "data" | "weights" | "sentinel"
+    context: str                  # schema.CONTEXTS: "graph" | "eager" | "data" | "constant" | "weights" | "sentinel"
     op_type: str | None
     op_name: str | None
     slot: int
@@ -51,6 +51,7 @@ class Detection:
     output: object = None         # numpy array of the culprit output, when captured
     upstream: list = field(default_factory=list)   # unchecked producers the value may come from
     weight: tuple | None = None   # (layer, variable) when the value is a weight read
+    notes: tuple = ()             # what the report should say about this origin (the where trap, ...)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ import threading
 from .. import ops
 from . import stats
 from .detection import Detection, OpRecord
+from .eager_checks import IGNORED_OUTPUTS as _IGNORED_OUTPUTS
+from .eager_checks import EagerChecks
 from .frames import CellMap, resolve
 
 _MARK = "nanwatch:"
@@ -47,16 +49,15 @@ _SKIP_GRAPH_OPS = frozenset({
     "OptionalGetValue", "OptionalHasValue", "OptionalNone", "EnsureShape",
 })
 _SKIP_EAGER_OPS = frozenset({"CheckNumerics", "CheckNumericsV2", "DebugIdentityV2",
-                             "DebugNumericSummaryV2", "Identity", "IdentityN", "Const"})
+                             "DebugNumericSummaryV2", "Const"})
+_PASS_THROUGH_OPS = frozenset({"Identity", "IdentityN"})   # eager: not checked, but a marked input stays marked
 # Contractions and the bias adds after them (ops.FUSION_INTERMEDIATES) are left unchecked in
 # graphs: grappler fuses MatMul/Conv + bias add (+ residual add) + activation into one kernel,
 # which rounds differently from the separate ops, and a check between them would block that
 # fusion, so a watched run would no longer compute what the unwatched run computes. The fused
 # op's output (the activation, or whatever consumes the chain) is checked; when that check
 # fails, the record names the unchecked producers and the eager replay tells which of them it was.
-# Batch-norm statistics outputs are legitimately undefined on empty batches.
-_IGNORED_OUTPUTS = frozenset((op, slot) for op in ("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3")
-                             for slot in range(1, 6))
+
 
 
 # Graph op records, for the kernel's lifetime: a step function traced in one watched cell is
@@ -99,7 +100,8 @@ class Probe:
         self.eager_ops_checked = 0
         # During a replay: id(eager output) -> Keras layer, so a gradient op can be given the layer of
         # the forward op it differentiates (eager ops carry no name scope).
-        self._layer_of_output = None
+        self.layer_of_output = None
+        self.eager = EagerChecks(self)   # eager ops: provenance of non-finite values, alarms at the sinks
         # Phases whose non-finite values are expected and handled by the user's set-up
         # (mixed precision's LossScaleOptimizer skips steps with Inf gradients by design).
         self.tolerated_phases: set = set()
@@ -176,14 +178,15 @@ class Probe:
         saved = (self._capture_box, self.active)
         box: list = []
         self._capture_box, self.active = (box, exc_type), True
-        self._layer_of_output = {}
+        self.layer_of_output = {}
         try:
             yield box
         finally:
             self._capture_box, self.active = saved
-            self._layer_of_output = None
+            self.layer_of_output = None
 
-    def _report(self, detection):
+    def report(self, detection):
+        """A non-finite value reached the training: tell the run (or, in a replay, stop it there)."""
         if self._capture_box is not None:
             box, exc_type = self._capture_box
             box.append(detection)
@@ -200,7 +203,16 @@ class Probe:
         try:
             if graph is not None:
                 return self._instrument(op_type, inputs, outputs, op_name, graph)
-            self._check_eager(op_type, inputs, outputs)
+            if op_type in _PASS_THROUGH_OPS:
+                self.eager.pass_through(inputs, outputs)
+                return None
+            if op_type in _SKIP_EAGER_OPS or not outputs and op_type not in ops.VARIABLE_WRITES:
+                return None
+            self.eager_ops_checked += 1
+            frame = sys._getframe(1)
+            if self.layer_of_output is not None:
+                self._note_layer(outputs, frame)
+            self.eager.check(op_type, inputs, outputs, frame)
             return None
         finally:
             self._local.busy = False
@@ -238,84 +250,12 @@ class Probe:
             return replaced
         return None
 
-    def _check_eager(self, op_type, inputs, outputs):
-        if op_type in _SKIP_EAGER_OPS or not outputs:
-            return
-        self.eager_ops_checked += 1
-        if self._layer_of_output is not None:
-            self._note_layer(outputs)
-        for slot, out in enumerate(outputs):
-            dtype = getattr(out, "dtype", None)
-            if dtype is None or not dtype.is_floating or (op_type, slot) in _IGNORED_OUTPUTS:
-                continue
-            arr = stats.to_numpy(out)
-            if stats.all_finite(arr):
-                continue
-            if op_type in ops.ITERATOR_OPS:
-                self._data_detection(op_type, slot, out, arr)
-            else:
-                self._eager_detection(op_type, inputs, slot, out, arr)
-            return
-
-    def _note_layer(self, outputs):
+    def _note_layer(self, outputs, frame):
         from tensorflow.python.eager import record
-        where = resolve(sys._getframe(3), self.cells, record.could_possibly_record(), self.layers.user_layers)
+        where = resolve(frame, self.cells, record.could_possibly_record(), self.layers.user_layers)
         if where.layer is not None and where.phase == "forward":
             for out in outputs:
-                self._layer_of_output[id(out)] = where.layer
-
-    def _forward_layer(self, frame):
-        """The layer of the forward op whose gradient is being computed (eager backprop)."""
-        while frame is not None:
-            if frame.f_code.co_name == "_gradient_function" and "backprop" in frame.f_code.co_filename:
-                for tensor in list(frame.f_locals.get("outputs") or []) + list(frame.f_locals.get("inputs") or []):
-                    layer = self._layer_of_output.get(id(tensor)) if self._layer_of_output else None
-                    if layer is not None:
-                        return layer
-                return None
-            frame = frame.f_back
-        return None
-
-    def _data_detection(self, op_type, slot, out, arr):
-        from tensorflow.python.eager import record
-        where = resolve(sys._getframe(3), self.cells, record.could_possibly_record(), self.layers.user_layers)
-        where = dataclasses.replace(where, phase="input")
-        data = stats.nonfinite_cells(arr) or {}
-        data.update(source=f"component {slot}" if slot else "x")
-        self._report(Detection(
-            context="data", op_type=None, op_name=None, slot=slot, where=where, dtype=out.dtype.name,
-            counts=stats.counts(arr), histogram=stats.histogram(arr), data=data,
-            consumer={"op_type": op_type, "layer": None, "input": slot},
-            device=getattr(out, "device", None), output=arr))
-
-    def _eager_detection(self, op_type, inputs, slot, out, arr):
-        from tensorflow.python.eager import record
-        where = resolve(sys._getframe(3), self.cells, record.could_possibly_record(), self.layers.user_layers)
-        if where.phase in self.tolerated_phases:
-            return
-        if where.phase == "backward" and where.layer is None and self._layer_of_output:
-            where = dataclasses.replace(where, layer=self._forward_layer(sys._getframe(3)))
-        input_arrays = [stats.to_numpy(t) if getattr(getattr(t, "dtype", None), "is_floating", False) else None
-                        for t in inputs]
-        healths = [stats.health(a, name=f"input:{i}") for i, a in enumerate(input_arrays)]
-        bad_inputs = [i for i, a in enumerate(input_arrays) if a is not None and not stats.all_finite(a)]
-        device = getattr(out, "device", None)
-        if bad_inputs:
-            # The op only passed on what it was given: the origin is its input (data or
-            # a tensor made outside the watched code), not this op.
-            culprit = input_arrays[bad_inputs[0]]
-            detection = Detection(
-                context="data", op_type=None, op_name=None, slot=0, where=where,
-                dtype=str(culprit.dtype), counts=stats.counts(culprit), inputs=[],
-                histogram=stats.histogram(culprit), data=stats.nonfinite_cells(culprit),
-                consumer={"op_type": op_type, "layer": where.layer, "input": bad_inputs[0]},
-                device=device, output=culprit)
-        else:
-            detection = Detection(
-                context="eager", op_type=op_type, op_name=None, slot=slot, where=where,
-                dtype=out.dtype.name, counts=stats.counts(arr), inputs=healths,
-                histogram=_input_histogram(input_arrays), device=device, output=arr)
-        self._report(detection)
+                self.layer_of_output[id(out)] = where.layer
 
     # --- graph failures -----------------------------------------------------------------
     def detection_from_error(self, exc) -> Detection | None:
@@ -368,13 +308,3 @@ def _input_name(tensor):
         tensor = op.inputs[0]
         op = tensor.op
     return getattr(tensor, "name", "?"), getattr(op, "type", "?")
-
-
-def _input_histogram(arrays):
-    """Histogram of the first floating input (the one a reader looks at first)."""
-    for i, arr in enumerate(arrays):
-        hist = stats.histogram(arr)
-        if hist is not None:
-            hist["input"] = f"input:{i}"
-            return hist
-    return None

@@ -76,6 +76,7 @@ def replay_step(model, kind: str, data, probe, replica: int | None = None) -> De
     distributed = getattr(strategy, "num_replicas_in_sync", 1) > 1
     if distributed:
         data = _shard(data, replica or 0)
+    probe.eager.register_state(_variables(model))   # the model's state: where harm is decided
     was_eager = tf.config.functions_run_eagerly()
     with preserved_variables(model, probe), probe.capturing(_Found) as found:
         try:

@@ -1,7 +1,10 @@
 """Custom training loops have no Keras step counter: count completed eager `tape.gradient`
-calls, each with the loss it differentiated and the gradient norm, as the run's steps."""
+calls, each with the loss it differentiated and the gradient norm, as the run's steps. The
+loss differentiated is a sink of the harm semantics (engine/eager_checks.py)."""
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 
@@ -23,8 +26,10 @@ class TapePatch:
 
         def gradient(tape, target, *args, **kwargs):
             result = original(tape, target, *args, **kwargs)
-            if tf.executing_eagerly() and not patch.events.in_keras_call():
-                patch._record(tf, target, result)
+            if tf.executing_eagerly():
+                patch._loss_reaches_training(tf, target)
+                if not patch.events.in_keras_call():
+                    patch._record(tf, target, result)
             return result
 
         gradient.__wrapped__ = original
@@ -44,3 +49,12 @@ class TapePatch:
                        (stats.to_numpy(getattr(g, "values", g)) for g in tf.nest.flatten(gradients)
                         if g is not None) if a is not None and a.dtype.kind == "f"]
         self.events.tape_step(loss, float(np.sqrt(sum(squares))) if squares else None)
+
+    def _loss_reaches_training(self, tf, target):
+        """A loss differentiated in eager code is a sink: a non-finite one is an alarm."""
+        if not self.probe.active:
+            return
+        frame = sys._getframe(2)
+        for tensor in tf.nest.flatten(target):
+            if getattr(getattr(tensor, "dtype", None), "is_floating", False):
+                self.probe.eager.sink(tensor, frame)

@@ -211,10 +211,15 @@ def test_custom_loop_steps_come_from_the_tape_patch_only_outside_keras_calls():
     assert "tape_step" not in inside.names()
 
 
-def test_eager_detection_reaches_the_interface_with_its_inputs():
+def test_an_eager_value_is_an_alarm_when_it_reaches_the_training_not_before():
     events = Recording()
+    x = tf.Variable([1.0, 0.0, 2.0])
     with Engine(events):
-        tf.math.log(tf.constant([1.0, 0.0, 2.0]))
+        tf.math.log(tf.constant([1.0, 0.0, 2.0]))          # made, never used: no alarm
+        assert "detected" not in events.names()
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.math.log(x))
+        tape.gradient(loss, [x])                           # the loss reaches the training
     found = [e[1] for e in events.events if e[0] == "detected"]
     assert found and found[0].context == "eager" and found[0].op_type == "Log"
     assert found[0].counts["neg_inf"] == 1 and found[0].inputs[0]["zeros"] == 1
