@@ -112,10 +112,6 @@ class Report:
             raise ValueError("this report holds no pre-NaN weights (no NaN found, or not a Keras fit step)")
         model.set_weights(self.pre_nan_weights)
 
-    # The old private name, until session.py and tests/test_fast_mode.py use `pre_nan_weights`.
-    _pre_nan_weights = property(lambda self: self.pre_nan_weights,
-                                lambda self, value: setattr(self, "pre_nan_weights", value))
-
     # --- the contract ---------------------------------------------------------------
     def to_dict(self) -> dict:
         steps = [s.get("step") for s in self.steps if s.get("step") is not None]

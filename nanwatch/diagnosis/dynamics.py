@@ -369,4 +369,3 @@ def early_warnings(steps, layers=None, optimizer=None, dtype_policy=None, layer_
     return [{"cause": best["cause"], "evidence": "Before any NaN: " + head + best["evidence"], "fix": best["fix"]}]
 
 
-_optimizer_code = optimizer_code  # the old private name, still called by tests/unit/test_dynamics.py

@@ -39,13 +39,13 @@ def test_rewind_weights_and_bad_batch(cell):
     model = cell.ip.user_ns["model"]
     # the sentinel skipped the failing update: the model still holds the pre-NaN weights
     assert all(np.isfinite(w).all() for w in model.get_weights())
-    for before, now in zip(report._pre_nan_weights, model.get_weights()):
+    for before, now in zip(report.pre_nan_weights, model.get_weights()):
         np.testing.assert_array_equal(before, now)
     x, y = report.bad_batch[0], report.bad_batch[1]
     assert x.shape == (32, 4) and y.shape == (32, 1)
     model.set_weights([w * 0 for w in model.get_weights()])
     report.restore_weights(model)
-    for before, now in zip(report._pre_nan_weights, model.get_weights()):
+    for before, now in zip(report.pre_nan_weights, model.get_weights()):
         np.testing.assert_array_equal(before, now)
 
 

@@ -534,8 +534,8 @@ def test_healthy_training_gives_no_diagnosis_and_no_warnings(name, ev):
 
 def test_info_notes_are_not_alarms():
     cases = dict(_healthy_cases())
-    notes = info_notes(cases["mixed_precision"])
-    assert any("skipped 2 step(s)" in n for n in notes)
+    # skipped float16 steps are the session's info line (tests/tf/test_reliability.py), not a data note
+    assert not any("skipped" in n for n in info_notes(cases["mixed_precision"]))
     assert any("Rescaling" in n for n in info_notes(cases["raw_uint8_images"]))
     assert any("constant" in n for n in info_notes(cases["onehot_bias_dataframe"]))
 

@@ -181,4 +181,4 @@ def test_learning_rate_literals_are_floats_keras_accepts():
     # mixed precision wraps the optimizer: judge (and rewrite) the inner one
     lso = {"class": "LossScaleOptimizer", "inner_class": "SGD", "learning_rate": 10.0, "loss_scale": True}
     assert D.optimizer_family(lso) == "sgd" and D.lr_level(lso) == 2
-    assert D._optimizer_code(lso, 1.0) == "keras.optimizers.SGD(learning_rate=1.0, clipnorm=1.0)"
+    assert D.optimizer_code(lso, 1.0) == "keras.optimizers.SGD(learning_rate=1.0, clipnorm=1.0)"
