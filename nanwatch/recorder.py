@@ -200,6 +200,8 @@ class Recorder(RunEvents):
         self._stop_or_go_on(detection)
 
     def step_failed(self, failure):
+        if failure.benign:
+            return   # absorbed: the engine says so in a note, the report lists it as info
         self.t_detected = failure.detected_at or time.perf_counter()
         for text in failure.notes:
             self.note(text)
@@ -211,6 +213,31 @@ class Recorder(RunEvents):
             self.report.pre_nan_weights = failure.pre_step_weights
         self._record(failure.detection, replayed=failure.replayed, reproduced=failure.reproduced)
         self._stop_or_go_on(self.detection)
+
+    def left_over(self, origin):
+        """A non-finite value the cell made and still holds, never absorbed: shown or kept, it is an
+        output of the cell, so the run is not healthy."""
+        if self.detection is not None or origin is None:
+            return
+        self.note("the cell holds a non-finite value it made and nothing absorbed (a result it printed or "
+                  "kept); nanwatch names where it was made.")
+        self._record(origin)
+
+    def check_final_state(self, models):
+        """Trust: a run is never called healthy while a weight or slot it watched is non-finite.
+        Found here only when no check saw the value made (the report says so)."""
+        if self.detection is not None or not models:
+            return
+        with self._paused():
+            bad = model_facts.nonfinite_state(models, self.layers)
+        if bad is None:
+            return
+        layer, name = bad
+        self.note(f"after the run, {f'layer {layer!r} ' if layer else ''}variable {name!r} holds NaN/Inf, and no "
+                  "check saw the value made (it was written where nanwatch does not watch): the run is not healthy.")
+        self._record(Detection(context="weights", op_type="ReadVariableOp", op_name=None, slot=0,
+                               where=Where(layer=layer, layer_path=layer, phase="input", source=None),
+                               weight=(layer, name)))
 
     def graph_error(self, detection):
         """A tf.function of the user's own (custom loop) failed one of our checks: the error

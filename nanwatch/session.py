@@ -153,6 +153,9 @@ class WatchSession:
     # --- the end ------------------------------------------------------------------------------------
     def _finish(self):
         report, evidence = self.report, self.recorder.evidence
+        if self.probe is not None:
+            self.recorder.left_over(self.probe.eager.left_over())
+            self.recorder.check_final_state(self.layers.models + (self.state.models if self.state else []))
         report.info.extend(self._info())
         evidence.first_nonfinite, evidence.steps, evidence.layers = report.first_nonfinite, report.steps, report.layers
         try:

@@ -71,6 +71,8 @@ class StepFailure:
     bad_batch: object = None      # the step's batch as numpy arrays (report.bad_batch)
     pre_step_weights: object = None   # model.get_weights() before the step, when the update was not applied
     detected_at: float | None = None  # time.perf_counter() when the step's failure was first seen
+    benign: bool = False          # exact mode's check failed on a value the replay showed absorbed
+    checked_op: str | None = None  # the op whose check failed (exact mode)
 
 
 class NonFiniteFound(Exception):

@@ -79,6 +79,7 @@ class EagerChecks:
         self.absorbed: list = []                    # [Absorbed], distinct by origin line, absorber and its line
         self._absorbed_seen: dict = {}
         self._origins = collections.OrderedDict()   # id(origin) -> (1, 2, ...: the order made, origin)
+        self._absorbed_origins: set = set()          # ids of origins some op absorbed
         self._made = 0
         self.model_state: set = set()               # ids of the resource handles of weights and optimizer slots
         self.absorb_events = 0                      # absorptions seen, repeats included
@@ -147,7 +148,8 @@ class EagerChecks:
                 return
             for _, out, _ in bad:
                 self._mark(out, origin)
-        elif floats and (marked is not None or op_type in ops.ABSORBING_OPS):
+        elif marked is not None or (floats and op_type in ops.ABSORBING_OPS):
+            # finite float outputs, or only a verdict (a comparison, is_nan): the value went no further
             origin = marked or self._untracked_origin(op_type, inputs, frame)
             if origin is not None:
                 self._absorb(origin, op_type, frame)
@@ -267,6 +269,7 @@ class EagerChecks:
     # --- absorption and sinks ------------------------------------------------------------------
     def _absorb(self, origin, op_type, frame):
         self.absorb_events += 1
+        self._absorbed_origins.add(id(origin))
         line = (origin.where.source or {}).get("line")
         key = (origin.context, origin.op_type, line, op_type)
         seen = self._absorbed_seen.get(key, 0)
@@ -281,6 +284,18 @@ class EagerChecks:
         for value in inputs[1:]:
             if getattr(getattr(value, "dtype", None), "is_floating", False):
                 self.sink(value, frame)
+
+    def left_over(self):
+        """The origin of a non-finite value the cell still holds that nothing absorbed: a value it
+        computed and kept or showed (a loss printed, a cell's result). None if there is none."""
+        found = []
+        for ref, origin in list(self._marked.values()):
+            if ref() is None or id(origin) in self._absorbed_origins:
+                continue
+            if origin.where.phase in self.probe.tolerated_phases:
+                continue
+            found.append((self._origins.get(id(origin), (0,))[0], origin))
+        return min(found, key=lambda pair: pair[0])[1] if found else None
 
     def absorbed_info(self) -> list:
         """Info lines for the report: each distinct absorbed value, with how often it was absorbed."""

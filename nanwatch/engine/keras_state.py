@@ -20,6 +20,7 @@ class KerasStatePatch:
         self._saved: list = []     # (class, attribute, original value or None)
         self._depth = 0            # model calls in progress: only the outermost returns to the user
         self._registered: set = set()
+        self.models: list = []     # models called eagerly at top level (custom loops), in order
 
     def install(self):
         import keras
@@ -68,6 +69,8 @@ class KerasStatePatch:
 
     def _returned(self, model, result, frame):
         import tensorflow as tf
+        if not any(m is model for m in self.models):
+            self.models.append(model)
         self.register(model, getattr(model, "variables", []))
         with self.probe.paused():
             outputs = [t for t in tf.nest.flatten(result) if getattr(getattr(t, "dtype", None), "is_floating", False)]

@@ -18,6 +18,7 @@ import weakref
 import numpy as np
 
 from . import stats, step_failure
+from .step_failure import WEIGHTS_WRITTEN
 from .batches import bad_batch_detection, numpy_structure
 from .frames import resolve
 from .model_facts import loss_scaled, step_method
@@ -48,16 +49,13 @@ class StepRunner:
         self.cells = cells
         self.calls = calls               # the hooks' stack of running Keras calls (x, y, batches)
         self._plain: dict = {}           # (id(model), kind) -> uninstrumented function
+        self._functions: dict = {}       # (id(model), kind) -> (traced, traced_fetch, flavour) its steps use now
 
     def mode_for(self, model) -> str:
         """exact or fast for this model's steps (fast cannot serve some set-ups: say why)."""
         if self.options.mode == "exact":
             return "exact"
-        reason = None
-        if getattr(model, "run_eagerly", False):
-            reason = "the model runs eagerly (run_eagerly=True)"
-        elif getattr(getattr(model, "distribute_strategy", None), "num_replicas_in_sync", 1) > 1:
-            reason = "a distribution strategy with several replicas"
+        reason = _fast_cannot_serve(model)
         if reason:
             self.events.note(f"fast mode cannot serve model '{model.name}' ({reason}): it ran in exact mode.")
             return "exact"
@@ -74,10 +72,14 @@ class StepRunner:
         self.events.mode_decided(flavour)
         runner, events = self, self.events
 
+        key = (id(model), kind)
+        runner._functions[key] = (traced, traced_fetch, flavour)
+
         if kind == "predict":
             def predict_function(batches):
                 outputs = None
                 for data in batches:
+                    traced, _, flavour = runner._functions[key]
                     out = runner.run_step(model, kind, traced, data, flavour)
                     outputs = out if outputs is None else tf.nest.map_structure(
                         lambda a, b: tf.concat([a, b], axis=0), outputs, out)
@@ -87,6 +89,7 @@ class StepRunner:
         def function(iterator):
             outputs = None
             for _ in range(max(1, int(getattr(model, "steps_per_execution", 1) or 1))):
+                traced, traced_fetch, flavour = runner._functions[key]
                 if traced_fetch is not None and events.checks_on() and isinstance(iterator, tf.data.Iterator):
                     try:
                         out, data = traced_fetch(iterator)
@@ -145,7 +148,11 @@ class StepRunner:
                 raise
             failure = step_failure.graph_failure(model, kind, data, step, detection, self.probe, self.options.replay)
             self.events.step_failed(failure)   # raises NonFiniteFound when stopping
-            outputs, flavour = self.plain_function(model, kind)(data), "plain"
+            if failure.benign:
+                fn, flavour = self._watch_sinks_only(model, kind, failure)
+                outputs = fn(data)
+            else:
+                outputs, flavour = self.plain_function(model, kind)(data), "plain"
         return self.finish_step(model, kind, step, outputs, data, flavour)
 
     def finish_step(self, model, kind, step, outputs, data, flavour):
@@ -178,6 +185,19 @@ class StepRunner:
         self.events.step_failed(failure)   # raises NonFiniteFound when stopping
         return update_skipped
 
+    def _watch_sinks_only(self, model, kind, failure):
+        """Exact mode's check met a value the training absorbs (the replay showed it): from this step
+        on, the model's steps run with the sinks checked (fast mode's sentinel), where a check on every
+        op would stop at the same absorbed value again."""
+        flavour = "plain" if _fast_cannot_serve(model) else "fast"
+        traced, traced_fetch = _traced(model, kind, flavour)
+        self._functions[(id(model), kind)] = (traced, traced_fetch if flavour == "fast" else None, flavour)
+        self.events.note(f"model '{model.name}': exact mode's check of {failure.checked_op} met a value the "
+                         f"training absorbs (step {failure.step}); its steps ran with "
+                         + ("the sinks checked (fast mode) from there on." if flavour == "fast" else
+                            "no checks from there on (fast mode cannot serve this set-up)."))
+        return traced, flavour
+
     def plain_function(self, model, kind):
         """The step without checks: for `--no-stop` after the first non-finite value, and to
         apply a step the sentinel skipped when the replay found nothing."""
@@ -185,6 +205,15 @@ class StepRunner:
         if key not in self._plain:
             self._plain[key] = self.build(model, kind, flavour="plain")
         return self._plain[key]
+
+
+def _fast_cannot_serve(model) -> str | None:
+    """Why the fast-mode sentinel cannot serve this model's steps (None: it can)."""
+    if getattr(model, "run_eagerly", False):
+        return "the model runs eagerly (run_eagerly=True)"
+    if getattr(getattr(model, "distribute_strategy", None), "num_replicas_in_sync", 1) > 1:
+        return "a distribution strategy with several replicas"
+    return None
 
 
 def _compile_token(model, kind, flavour):
@@ -280,6 +309,7 @@ def _capturing_gradients(model, skip_nonfinite=False):
         captured["sq"], captured["ok"] = sq, verdict
         if not skip_nonfinite or scaled:
             return original(opt, pairs, *args, **kwargs)
+        weights = [v for _, v in grads]
 
         if not getattr(opt, "built", True) and hasattr(opt, "build"):
             # Build the optimizer's variables here, as its `apply` would on this call, rather than
@@ -291,11 +321,24 @@ def _capturing_gradients(model, skip_nonfinite=False):
             opt.built = True
 
         def update():
+            """The update, then the weights it wrote: non-finite (Adam with epsilon 0 divides 0 by 0
+            on a gradient that is finite) puts the step's weights back and tells the verdict."""
+            before = [tf.identity(v.value) for v in weights]
             original(opt, pairs, *args, **kwargs)
-            return tf.constant(True)
+            with paused_current():
+                written_finite = tf.math.is_finite(tf.add_n([tf.reduce_sum(tf.cast(v.value, tf.float32))
+                                                             for v in weights]))
+
+            def put_back():
+                for var, value in zip(weights, before):
+                    var.assign(value)
+                return tf.constant(False)
+            return tf.cond(written_finite, lambda: tf.constant(True), put_back)
 
         with paused_current():
-            return tf.cond(ok, update, lambda: tf.constant(False))
+            written = tf.cond(ok, update, lambda: tf.constant(True))
+            captured["ok"] = tf.concat([verdict, tf.reshape(written, [1])], axis=0)
+        return written
 
     cls.apply_gradients = apply_gradients
     try:
@@ -332,11 +375,14 @@ def _split_extras(outputs):
 def _sentinel_verdict(kind, outputs, record, ok, scaled) -> str | None:
     """Why the fast-mode sentinel trips on this step's results (None: healthy)."""
     if ok is not None and not scaled:
-        grads_finite, squares_finite = (bool(v) for v in stats.to_numpy(ok))
+        flags = [bool(v) for v in stats.to_numpy(ok)]
+        grads_finite, squares_finite = flags[:2]
         if not grads_finite:
             return "non-finite gradients"
         if not squares_finite:
             return SQUARES_OVERFLOW
+        if len(flags) > 2 and not flags[2]:
+            return WEIGHTS_WRITTEN
     if kind == "predict":
         import tensorflow as tf
         for value in tf.nest.flatten(outputs):

@@ -38,6 +38,18 @@ def first_nonfinite_variable(models, index):
     return None
 
 
+def nonfinite_state(models, index):
+    """(layer or None, variable name) of the first non-finite weight or optimizer slot of the models."""
+    for model in models:
+        optimizer = getattr(model, "optimizer", None)
+        for var in list(getattr(model, "weights", [])) + list(getattr(optimizer, "variables", None) or []):
+            arr = stats.to_numpy(var)
+            if arr is not None and not stats.all_finite(arr):
+                layer, name = index.owner(var)
+                return layer, name if layer is not None else getattr(var, "path", None) or name
+    return None
+
+
 def initial_norms(model, index) -> list:
     """[{layer, variable, norm, fan_in, fan_out}] of the kernels (rank >= 2) as they are now."""
     out = []

@@ -15,6 +15,8 @@ from .batches import numpy_structure
 from .detection import Detection, StepFailure, replica_of
 from .replay import merge_replay, replay_step
 
+WEIGHTS_WRITTEN = "an update that wrote non-finite weights (put back)"   # the sentinel's reason (keras_steps)
+
 
 def _pre_step_weights(model, probe):
     with probe.paused():
@@ -28,11 +30,18 @@ def graph_failure(model, kind, data, step, detection: Detection, probe, replay: 
     bad_batch = numpy_structure(data)
     weights = _pre_step_weights(model, probe) if kind == "train" else None
     replayed = None
+    absorbed_before = probe.eager.absorb_events
     if replay:
         try:
             replayed = replay_step(model, kind, data, probe, replica=replica_of(detection.device))
         except Exception as exc:
             notes.append(f"the eager replay of the failing step raised {type(exc).__name__}: {str(exc)[:200]}")
+        else:
+            if replayed is None and probe.eager.absorb_events > absorbed_before:
+                # the value the check stopped at was absorbed: no harm reached the training
+                return StepFailure(kind=kind, step=step, detection=None, alarm=False, replayed=True,
+                                   reproduced=False, benign=True, checked_op=detection.op_type,
+                                   bad_batch=None, pre_step_weights=None, detected_at=None)
     upstream = list(detection.upstream)
     detection, reproduced = merge_replay(detection, replayed)
     if replay and not reproduced:
@@ -70,7 +79,8 @@ def sentinel_trip(model, kind, data, step, reason: str, where, probe, replay: bo
         return StepFailure(detection=None, alarm=False, notes=tuple(notes), **dict(common, pre_step_weights=None))
     notes.append(f"fast mode saw {reason} at step {step}, but the exact replay of that step did not reproduce "
                  "it (random ops such as dropout draw anew): rerun the cell with --mode exact to pinpoint the op.")
-    phase = "backward" if reason == "non-finite gradients" else ("forward" if kind == "predict" else "loss")
+    phase = {"non-finite gradients": "backward", WEIGHTS_WRITTEN: "optimizer"}.get(
+        reason, "forward" if kind == "predict" else "loss")
     detection = Detection(context="sentinel", op_type=None, op_name=None, slot=0,
                           where=dataclasses.replace(where, phase=phase, layer=None), kind=reason)
     return StepFailure(detection=detection, replayed=replay, reproduced=False, notes=tuple(notes), **common)
