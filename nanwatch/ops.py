@@ -60,3 +60,7 @@ VARIABLE_WRITES = frozenset({"AssignVariableOp", "AssignAddVariableOp", "AssignS
 GRADIENT_RISK_OPS = frozenset({"Sqrt", "Rsqrt", "Log", "Log1p", "Pow", "RealDiv", "Div", "Reciprocal", "Inv",
                                "Acos", "Asin", "Atanh", "Acosh", "Lgamma", "Digamma", "Xlogy", "Xdivy",
                                "EuclideanNorm", "Abs", "Softplus", "Atan2", "Tan"})
+
+# Ops that read only a tensor's shape or size: consuming a non-finite value, they absorb nothing.
+SHAPE_OPS = frozenset({"Shape", "ShapeN", "Size", "Rank", "BroadcastGradientArgs", "ZerosLike", "OnesLike",
+                       "TensorListElementShape"})

@@ -55,6 +55,7 @@ class WatchSession:
         self.probe = None
         self.hooks = None
         self.state = None
+        self.functions = None
         self.tape = None
         self.tf = None
 
@@ -106,6 +107,9 @@ class WatchSession:
                 self.hooks.install()
                 self.state = KerasStatePatch(self.probe)
                 self.state.install()
+                from .engine.functions import FunctionPatch
+                self.functions = FunctionPatch(self.recorder, self.probe, self.state, fast=self.options.mode != "exact")
+                self.functions.install()
             except ImportError:
                 self.hooks = None
         self.tape = TapePatch(self.recorder, self.probe)
@@ -142,7 +146,7 @@ class WatchSession:
 
     def _cleanup(self):
         """Absolute: no op callback, no patched method, no directory left behind."""
-        for part in (self.probe, self.hooks, self.state, self.tape):
+        for part in (self.probe, self.hooks, self.state, self.functions, self.tape):
             if part is None:
                 continue
             try:

@@ -148,6 +148,8 @@ class EagerChecks:
                 return
             for _, out, _ in bad:
                 self._mark(out, origin)
+        elif op_type in ops.SHAPE_OPS or not (floats or any(_is_bool(o) for o in outputs)):
+            pass   # a shape read, or a dataset made of the value (its batches are checked when consumed)
         elif marked is not None or (floats and op_type in ops.ABSORBING_OPS):
             # finite float outputs, or only a verdict (a comparison, is_nan): the value went no further
             origin = marked or self._untracked_origin(op_type, inputs, frame)
@@ -156,6 +158,12 @@ class EagerChecks:
         if op_type in ops.GRADIENT_RISK_OPS:
             made = self.origin_of(bad[0][1]) if bad else None
             self._remember_forward(op_type, list(inputs) + list(outputs), frame, made)
+
+    def sink_if_made(self, tensor, frame):
+        """`tensor` reaches the training; only a value an op of the cell made is judged here (the
+        data as given is checked batch by batch, with its rows)."""
+        if self.origin_of(tensor) is not None:
+            self.sink(tensor, frame)
 
     def sink(self, tensor, frame):
         """`tensor` reaches the training: alarm if it is non-finite, naming its origin."""
@@ -311,6 +319,10 @@ def _makes_nan_from_intended_inf(origin, arr) -> bool:
     """An op made NaN from a ±inf constant (a mask) it got whole: the NaN is that op's."""
     import numpy as np
     return origin.context == "constant" and not (origin.counts or {}).get("nan") and bool(np.isnan(arr).any())
+
+
+def _is_bool(tensor) -> bool:
+    return getattr(getattr(tensor, "dtype", None), "is_bool", False)
 
 
 def _gradient_frame(frame):

@@ -9,6 +9,7 @@ call runs, on which data, and which epoch. The patches live on the TensorFlow tr
 from __future__ import annotations
 
 import inspect
+import sys
 
 from .keras_steps import StepRunner
 from .model_facts import loss_scaled
@@ -104,6 +105,16 @@ class KerasHooks:
             self.probe.tolerated_phases |= {"backward", "optimizer"}
         self.events.model_seen(model)
 
+    def _data_made_in_cell(self, x, y, frame):
+        """Tensors given to a Keras call are fed to the training: one an eager op of the cell made
+        non-finite (a standardisation dividing by a zero std) is an alarm at that op."""
+        if not self.probe.active:
+            return
+        import tensorflow as tf
+        for tensor in tf.nest.flatten((x, y)):
+            if isinstance(tensor, tf.Tensor) and getattr(tensor.dtype, "is_floating", False):
+                self.probe.eager.sink_if_made(tensor, frame)
+
     def _wrap_call(self, call, original):
         hooks = self
         takes_callbacks = "callbacks" in inspect.signature(original).parameters
@@ -119,6 +130,7 @@ class KerasHooks:
                 arguments["callbacks"] = list(callbacks or []) + [_epoch_callback(hooks.events)]
             hooks._remember(model)
             x, y = arguments.get("x"), arguments.get("y")
+            hooks._data_made_in_cell(x, y, sys._getframe(1))
             hooks.calls.append({"model": model, "call": call, "x": x, "y": y, "batches": 0})
             try:
                 hooks.events.call_started(model, call, x, y)

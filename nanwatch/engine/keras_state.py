@@ -21,6 +21,7 @@ class KerasStatePatch:
         self._depth = 0            # model calls in progress: only the outermost returns to the user
         self._registered: set = set()
         self.models: list = []     # models called eagerly at top level (custom loops), in order
+        self.traced_applies = 0    # optimizer updates traced into a graph (a user's tf.function step)
 
     def install(self):
         import keras
@@ -81,7 +82,9 @@ class KerasStatePatch:
         patch = self
 
         def apply(optimizer, grads, trainable_variables=None):
-            if patch.probe.active and _eager() and trainable_variables is not None:
+            if not _eager():
+                patch.traced_applies += 1      # a tf.function being traced applies gradients: a step
+            if _eager() and patch.probe.active and trainable_variables is not None:
                 trainable_variables = list(trainable_variables)
                 patch.register(trainable_variables, trainable_variables)
                 patch.register(optimizer, getattr(optimizer, "variables", []))

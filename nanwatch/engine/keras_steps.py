@@ -250,7 +250,9 @@ def _traced(model, kind, flavour):
     def trace(fn):
         if getattr(model, "run_eagerly", False):
             return fn
-        return tf.function(fn, reduce_retracing=True, jit_compile=False)
+        traced = tf.function(fn, reduce_retracing=True, jit_compile=False)
+        traced._nanwatch_own = True   # engine/functions.py leaves nanwatch's own step functions alone
+        return traced
 
     on_data = one_step_on_data
     if hasattr(model, "_autoconvert_optionals"):

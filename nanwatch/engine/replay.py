@@ -39,7 +39,13 @@ def _variables(model) -> list:
 @contextlib.contextmanager
 def preserved_variables(model, probe):
     """Snapshot every variable of the model, its optimizer and metrics; restore on exit."""
-    variables = _variables(model)
+    with restored(_variables(model), probe) as saved:
+        yield saved
+
+
+@contextlib.contextmanager
+def restored(variables, probe):
+    """Snapshot the variables; put them back on exit (nanwatch's own reads and writes, unchecked)."""
     with probe.paused():
         saved = [var.numpy() for var in variables]
     try:

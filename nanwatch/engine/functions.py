@@ -1,0 +1,158 @@
+"""The user's own `tf.function`s, called from a watched cell (custom training loops).
+
+fast (and auto): the function is traced and run without per-op checks; after each call its
+sinks are read: its outputs and the Keras state it captures (weights, optimizer slots). A
+non-finite one puts the variables back as they were before the call (the update is not kept)
+and replays the call eagerly on the same arguments, with the eager checks' provenance
+(engine/eager_checks.py), to name the origin. exact: the function's Python body runs eagerly,
+every op checked with provenance, so a value the training absorbs (a -inf mask into softmax
+inside the step) is info, not an alarm. Either way a function that applies gradients is a
+training step: each call is a step record. A function traced before the cell is served too.
+"""
+
+from __future__ import annotations
+
+
+class _Found(Exception):
+    """Stops a replay at the first value that reaches the training."""
+
+
+class FunctionPatch:
+    """Wraps `tf.function`'s `Function.__call__` for one watched cell."""
+
+    def __init__(self, events, probe, state, fast: bool):
+        self.events = events
+        self.probe = probe
+        self.state = state                 # KerasStatePatch: counts gradients applied while tracing
+        self.fast = fast                   # fast mode: no per-op checks in the graph, sinks checked per call
+        self._state_of: dict = {}          # id(fn) -> (tracing count, the Keras state variables it captures)
+        self._before: dict = {}            # id(fn) -> the values of those variables after its last call
+        self._saved = None
+        self._steps: set = set()           # ids of functions that are training steps
+
+    def install(self):
+        from tensorflow.python.eager.polymorphic_function import polymorphic_function as pf
+        cls = pf.Function
+        original = cls.__call__
+        patch = self
+
+        def __call__(fn, *args, **kwargs):
+            if getattr(fn, "_nanwatch_own", False) or not patch.probe.active or patch.events.in_keras_call():
+                return original(fn, *args, **kwargs)
+            return patch._call(original, fn, args, kwargs)
+
+        __call__.__wrapped__ = original
+        self._saved = (cls, cls.__dict__.get("__call__"))
+        cls.__call__ = __call__
+
+    def uninstall(self):
+        if self._saved is not None:
+            cls, own = self._saved
+            if own is None:
+                del cls.__call__
+            else:
+                cls.__call__ = own
+            self._saved = None
+
+    def _call(self, original, fn, args, kwargs):
+        import tensorflow as tf
+        if not tf.executing_eagerly():
+            return original(fn, *args, **kwargs)     # called while another function is traced
+        if self.fast:
+            return self._call_fast(original, fn, args, kwargs)
+        # exact: the function's Python body, run eagerly: every op checked, with provenance (its
+        # tape.gradient calls are the steps, as in an eager loop)
+        return fn.python_function(*args, **kwargs)
+
+    def _call_fast(self, original, fn, args, kwargs):
+        """Traced and run without per-op checks; then the sinks: its outputs, and the Keras state it
+        captures (weights, slots). A non-finite one: the variables are put back as they were before
+        the call, and the call replayed eagerly with provenance names the origin."""
+        import tensorflow as tf
+        from . import stats
+        applied = self.state.traced_applies
+        with self.probe.detached():
+            result = original(fn, *args, **kwargs)
+        if self.state.traced_applies > applied:
+            self._steps.add(id(fn))
+        if id(fn) in self._steps:
+            self.events.mode_decided("fast")
+        variables = self._state_variables(fn, args, kwargs)
+        with self.probe.paused():
+            values = [v.numpy() for v in variables]
+            outputs = [stats.to_numpy(t) for t in tf.nest.flatten(result)
+                       if getattr(getattr(t, "dtype", None), "is_floating", False)]
+        bad_state = not all(stats.all_finite(a) for a in values)
+        bad_output = not all(stats.all_finite(a) for a in outputs)
+        if bad_state or bad_output:
+            before = self._before.get(id(fn))
+            self._harm_seen(fn, args, kwargs, variables, before,
+                            "non-finite weights or slots after the call" if bad_state else "a non-finite output")
+            with self.probe.paused():
+                values = [v.numpy() for v in variables]
+        self._before[id(fn)] = values
+        if id(fn) in self._steps:
+            self.events.tape_step(_loss_of(result), None)
+        return result
+
+    def _state_variables(self, fn, args, kwargs) -> list:
+        count = fn.experimental_get_tracing_count()
+        known = self._state_of.get(id(fn))
+        if known is None or known[0] != count:
+            variables = [v for v in _variables_of(fn, args, kwargs) if _is_keras_state(v)]
+            self.probe.eager.register_state(variables)
+            known = self._state_of[id(fn)] = (count, variables)
+        return known[1]
+
+    def _harm_seen(self, fn, args, kwargs, variables, before, reason):
+        from .replay import restored
+        if before is not None and len(before) == len(variables):
+            with self.probe.paused():
+                for var, value in zip(variables, before):
+                    var.assign(value)        # the call's update is not kept: the weights as before it
+        with restored(variables, self.probe), self.probe.capturing(_Found) as found:
+            try:
+                fn.python_function(*args, **kwargs)
+            except _Found:
+                pass
+            except Exception as exc:
+                self.events.note(f"the eager replay of tf.function '{fn.__name__}' raised "
+                                 f"{type(exc).__name__}: {str(exc)[:200]}")
+        if found:
+            self.probe.report(found[0])       # raises NonFiniteFound when stopping
+            return
+        import dataclasses
+        from .detection import Detection
+        from .frames import resolve
+        import sys
+        where = resolve(sys._getframe(2), self.probe.cells)
+        self.events.note(f"fast mode saw {reason} of tf.function '{fn.__name__}', but its eager replay did not "
+                         "reproduce it (random ops draw anew): rerun the cell with --mode exact to pinpoint the op.")
+        self.probe.report(Detection(context="sentinel", op_type=None, op_name=None, slot=0, kind=reason,
+                                    where=dataclasses.replace(where, phase="optimizer" if "weights" in reason
+                                                              else "forward", layer=None)))
+
+
+def _variables_of(fn, args, kwargs) -> list:
+    try:
+        return list(fn.get_concrete_function(*args, **kwargs).variables)
+    except Exception:
+        return []
+
+
+def _is_keras_state(variable) -> bool:
+    """A variable of a Keras layer or optimizer (paths such as 'dense/kernel', 'adam/m'), not a user's own."""
+    name = getattr(variable, "name", "") or ""
+    return "/" in name
+
+
+def _loss_of(result):
+    """The loss a training step returned: its first float scalar (None if there is none)."""
+    import tensorflow as tf
+    from . import stats
+    for value in tf.nest.flatten(result):
+        if getattr(getattr(value, "dtype", None), "is_floating", False):
+            scalar = stats.scalar(value)
+            if scalar is not None:
+                return scalar
+    return None
