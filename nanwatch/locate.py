@@ -56,6 +56,8 @@ def first_nonfinite(det: Detection, *, step, epoch, layer_names=(), replayed=Non
         "replayed": replayed,
         "reproduced": reproduced,
         "histogram": det.histogram,
+        "gradient_of": dict(det.gradient_of_op) if det.gradient_of_op else None,
+        "made_from": det.made_from,
     }
 
 

@@ -52,6 +52,9 @@ class Detection:
     upstream: list = field(default_factory=list)   # unchecked producers the value may come from
     weight: tuple | None = None   # (layer, variable) when the value is a weight read
     notes: tuple = ()             # what the report should say about this origin (the where trap, ...)
+    # a NaN/Inf born in a gradient: {"op_type": forward op, "source": its line, "forward_absorbed": bool}
+    gradient_of_op: dict | None = None
+    made_from: str | None = None  # "mask": the op made NaN out of an intended infinity (a -inf mask)
 
 
 @dataclass(frozen=True)

@@ -210,9 +210,9 @@ class EagerChecks:
                              counts=stats.counts(arr), histogram=stats.histogram(arr), data=data,
                              consumer={"op_type": op_type, "layer": None, "input": slot},
                              device=getattr(out, "device", None), output=arr)
-        notes = []
+        notes, gradient_of = [], None
         if where.phase == "backward":
-            where, notes = self._gradient_origin(where, op_type, frame)
+            where, notes, gradient_of = self._gradient_origin(where, op_type, frame)
         if made_from is not None:
             notes.append(f"{op_type} made NaN out of {describe(made_from)}: an intended infinity "
                          "(a mask) that reached the op whole, e.g. a row with every entry masked.")
@@ -222,13 +222,14 @@ class EagerChecks:
                          dtype=out.dtype.name, counts=stats.counts(arr),
                          inputs=[stats.health(a, name=f"input:{i}") for i, a in enumerate(arrays)],
                          histogram=_input_histogram(arrays), device=getattr(out, "device", None), output=arr,
-                         notes=tuple(notes))
+                         notes=tuple(notes), gradient_of_op=gradient_of,
+                         made_from="mask" if made_from is not None else None)
 
     def _gradient_origin(self, where, op_type, frame):
         """A NaN/Inf born in backprop: the forward op it differentiates, its line and layer."""
         forward = _gradient_frame(frame)
         if forward is None:
-            return where, []
+            return where, [], None
         forward_type = forward.f_locals.get("op_name")
         tensors = list(forward.f_locals.get("outputs") or []) + list(forward.f_locals.get("inputs") or [])
         if where.layer is None and self.probe.layer_of_output:
@@ -242,7 +243,7 @@ class EagerChecks:
                 source, absorbed = entry[1].source, entry[2]
                 break
         if source is None:
-            return where, []
+            return where, [], {"op_type": forward_type, "source": None, "forward_absorbed": False}
         where = dataclasses.replace(where, source=source)
         if absorbed is not None:
             note = (f"the where trap: the forward value of {forward_type}{_at(source)} was non-finite and absorbed "
@@ -253,7 +254,7 @@ class EagerChecks:
             note = (f"the forward pass of {forward_type}{_at(source)} was finite; its gradient is not "
                     f"({op_type} in the backward pass): {forward_type} is not differentiable at the values it got "
                     "(e.g. sqrt or a norm at 0).")
-        return where, [note]
+        return where, [note], {"op_type": forward_type, "source": source, "forward_absorbed": absorbed is not None}
 
     def _remember_forward(self, op_type, tensors, frame, made):
         """The line of a risky op under a tape, by (op type, id of each input and output): its

@@ -90,6 +90,8 @@ def optimizer_facts(optimizer) -> dict:
         pass
     for key in ("clipnorm", "clipvalue", "global_clipnorm"):
         facts[key] = getattr(target, key, None)
+    epsilon = getattr(target, "epsilon", None)
+    facts["epsilon"] = float(epsilon) if isinstance(epsilon, (int, float)) else None
     return facts
 
 
