@@ -39,8 +39,9 @@ CallKind = _enum("CallKind", ("train", "evaluate", "predict"),
                  "`steps[].phase` (key kept for schema 1): the kind of call a step belongs to.")
 
 # `first_nonfinite.context`: where the detection came from (engine/probe.py Detection.context,
-# session.py): a checked graph op, an eager op, a data batch, non-finite weights, fast mode's sentinel.
-CONTEXTS = ("graph", "eager", "data", "weights", "sentinel")
+# session.py): a checked graph op, an eager op, a data batch, a constant of the cell (e.g. float("-inf")),
+# non-finite weights, fast mode's sentinel.
+CONTEXTS = ("graph", "eager", "data", "constant", "weights", "sentinel")
 
 # Every `cause` id of `diagnosis[]` and `warnings[]` with its human title, in report order:
 # diagnosis.CAUSES, plus the warning diagnose() emits when it cannot read its evidence (last).
@@ -178,6 +179,14 @@ class Histogram(_Histogram, total=False):
     input: Annotated[str, Doc("which input, e.g. 'input:0', when not the output")]
 
 
+class GradientOrigin(TypedDict):
+    """For a NaN/Inf born in the backward pass: the forward op whose gradient made it."""
+    op_type: Annotated[Opt[str], Doc("the forward op, e.g. 'Sqrt', 'Log'")]
+    source: Annotated[Opt[SourceLocation], Doc("the line that created the forward op")]
+    forward_absorbed: Annotated[bool, Doc("the forward value was itself non-finite and absorbed by a where: "
+                                          "the where trap")]
+
+
 class _FirstNonfinite(TypedDict):
     op_type: Annotated[Opt[str], Doc("null for a data or weight origin")]
     op_name: Opt[str]
@@ -203,6 +212,9 @@ class FirstNonfinite(_FirstNonfinite, total=False):
     layer_path: Annotated[Opt[str], Doc("outer layers first, e.g. 'sequential/dense'")]
     consumer: Opt[Consumer]
     dtype: Opt[str]
+    gradient_of: Annotated[Opt[GradientOrigin], Doc("null unless the value was born in a gradient")]
+    made_from: Annotated[Opt[Literal["mask"]], Doc("'mask': the op made NaN out of an intended infinity "
+                                                   "(e.g. softmax over a fully -inf-masked row)")]
 
 
 class Diagnosis(TypedDict):

@@ -123,6 +123,14 @@ export interface ISourceLocation {
   function: string | null;
 }
 
+/** For a NaN/Inf born in the backward pass: the forward op whose gradient made it. */
+export interface IGradientOrigin {
+  op_type: string | null;
+  source: ISourceLocation | null;
+  /** the forward value was itself non-finite and absorbed by a where: the where trap */
+  forward_absorbed: boolean | null;
+}
+
 export interface IFirstNonfinite {
   op_type: string | null;
   op_name: string | null;
@@ -145,6 +153,10 @@ export interface IFirstNonfinite {
   replayed: boolean | null;
   reproduced: boolean | null;
   histogram: IHistogram | null;
+  /** null unless the value was born in a gradient */
+  gradient_of: IGradientOrigin | null;
+  /** "mask": the op made NaN out of an intended infinity (a fully -inf-masked row) */
+  made_from: string | null;
 }
 
 export interface IDiagnosis {
@@ -465,6 +477,13 @@ export function readSource(x: unknown): ISourceLocation | null {
   };
 }
 
+function readGradientOrigin(x: unknown): IGradientOrigin | null {
+  if (!isObj(x)) {
+    return null;
+  }
+  return { op_type: str(x.op_type, 200), source: readSource(x.source), forward_absorbed: bool(x.forward_absorbed) };
+}
+
 export function readFirst(x: unknown): IFirstNonfinite | null {
   if (!isObj(x)) {
     return null;
@@ -489,7 +508,9 @@ export function readFirst(x: unknown): IFirstNonfinite | null {
     context: str(x.context, 50),
     replayed: bool(x.replayed),
     reproduced: bool(x.reproduced),
-    histogram: readHistogram(x.histogram)
+    histogram: readHistogram(x.histogram),
+    gradient_of: readGradientOrigin(x.gradient_of),
+    made_from: str(x.made_from, 50)
   };
 }
 

@@ -316,6 +316,21 @@ function sourceLabel(src: ISourceLocation): string {
   return src.line !== null ? `${where}, line ${src.line}` : where;
 }
 
+/** "gradient of Sqrt (line 5)", "made from a mask", both joined; null when neither is known. */
+export function originText(first: IFirstNonfinite): string | null {
+  const parts: string[] = [];
+  const g = first.gradient_of;
+  if (g) {
+    const line = g.source && g.source.line !== null ? ` (line ${g.source.line})` : '';
+    parts.push(`gradient of ${g.op_type ?? 'a forward op'}${line}` +
+      (g.forward_absorbed ? ', whose non-finite forward value a where absorbed' : ''));
+  }
+  if (first.made_from === 'mask') {
+    parts.push('made from a mask (an intended -inf)');
+  }
+  return parts.length ? parts.join('; ') : null;
+}
+
 function renderFirst(doc: Document, first: IFirstNonfinite, handlers: IRenderHandlers): HTMLElement {
   const card = el(doc, 'section', 'nanwatch-section nanwatch-first');
   const title = el(doc, 'h3', 'nanwatch-h nanwatch-first-title');
@@ -356,6 +371,10 @@ function renderFirst(doc: Document, first: IFirstNonfinite, handlers: IRenderHan
       .filter(Boolean)
       .join(', ');
     field(doc, dl, 'Device', dev);
+  }
+  const origin = originText(first);
+  if (origin) {
+    field(doc, dl, 'Made by', origin, 'nanwatch-first-origin');
   }
   if (first.context) {
     const ctx =

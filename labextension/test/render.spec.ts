@@ -87,6 +87,35 @@ describe('renderState', () => {
     expect(calls.select).toEqual(['ok']);
   });
 
+  it('names the forward op of a NaN born in a gradient, and a NaN made from a mask', () => {
+    const { feed, render } = setup();
+    const r = report('grad') as any;
+    r.first_nonfinite.op_type = 'Mul';
+    r.first_nonfinite.phase = 'backward';
+    r.first_nonfinite.gradient_of = {
+      op_type: 'Sqrt',
+      source: { cell: 4, cell_id: 'abc-123', line: 7, code: 'd = tf.norm(x, axis=-1)', file: null, function: null },
+      forward_absorbed: false
+    };
+    feed({ v: 1, type: 'run_finished', report: r });
+    expect(text(render(), '.nanwatch-first-origin')).toBe('gradient of Sqrt (line 7)');
+
+    r.run.id = 'trap';
+    r.first_nonfinite.gradient_of.forward_absorbed = true;
+    feed({ v: 1, type: 'run_finished', report: r });
+    expect(text(render(), '.nanwatch-first-origin')).toContain('where absorbed');
+
+    const m = report('mask') as any;
+    m.first_nonfinite.op_type = 'Softmax';
+    m.first_nonfinite.gradient_of = null;
+    m.first_nonfinite.made_from = 'mask';
+    feed({ v: 1, type: 'run_finished', report: m });
+    expect(text(render(), '.nanwatch-first-origin')).toBe('made from a mask (an intended -inf)');
+
+    feed({ v: 1, type: 'run_finished', report: report('plain') });
+    expect(render().querySelector('.nanwatch-first-origin')).toBeNull();
+  });
+
   it('puts kernel strings in as text, never as HTML', () => {
     const { feed, render } = setup();
     const evil = '<img src=x onerror="window.__pwned=1"><b>bold</b>';
