@@ -1,4 +1,5 @@
-"""Write the checked-in schema files from nanwatch/schema.py (the one place schema 1 is written).
+"""Write the checked-in schema files from nanwatch/schema.py (the one place schema 1 is written;
+nanwatch/schema_json.py turns its records into JSON Schema).
 
     python scripts/gen_schema.py           # write docs/schema/*.schema.json, docs/schema.md, labextension/src/causes.ts
     python scripts/gen_schema.py --check   # exit 1 when a checked-in file differs (tests/unit/test_schema.py)
