@@ -148,6 +148,8 @@ class EagerChecks:
                 return
             for _, out, _ in bad:
                 self._mark(out, origin)
+            if marked is None and origin.context == "data" and self.probe.events.in_keras_call():
+                self.probe.report(origin)   # data handed to Keras fit/evaluate/predict is fed to the model
         elif op_type in ops.SHAPE_OPS or not (floats or any(_is_bool(o) for o in outputs)):
             pass   # a shape read, or a dataset made of the value (its batches are checked when consumed)
         elif marked is not None or (floats and op_type in ops.ABSORBING_OPS):
