@@ -52,6 +52,10 @@ class Context:
         self.code = src.get("code") if isinstance(src, dict) else None
         self.line = src.get("line") if isinstance(src, dict) else None
         self.data_loc = self.fn.get("data") if isinstance(self.fn.get("data"), dict) else None
+        # how the engine saw the value made: in the gradient of a forward op, or out of a -inf mask
+        grad = self.fn.get("gradient_of")
+        self.gradient_of = grad if isinstance(grad, dict) else None
+        self.made_from = self.fn.get("made_from") if isinstance(self.fn.get("made_from"), str) else None
         self.dtype = str(self.fn.get("dtype") or (self.inputs[0].get("dtype") if self.inputs else "") or "")
         self.dtype_policy = record.dtype_policy or "float32"
         self.optimizer = record.optimizer if isinstance(record.optimizer, dict) else None
@@ -74,6 +78,12 @@ class Context:
     @property
     def inputs_finite(self) -> bool:
         return all(self.input_finite(i) for i in self.inputs)
+
+    @property
+    def upstream_nonfinite(self) -> bool:
+        """An input of the op was already non-finite, other than an intended infinity (a -inf mask the
+        engine saw the op make NaN from: then the op, not what fed it, is the story)."""
+        return not self.inputs_finite and self.made_from != "mask"
 
     @property
     def made_inf(self) -> bool:

@@ -26,7 +26,7 @@ def rule_nonfinite_data(ctx: Context) -> list:
                 ev += f" The first non-finite value the model consumed came from {location_text(ctx.data_loc)}."
         if data_first:
             conf = 0.95
-        elif ctx.has_fn and not ctx.inputs_finite:
+        elif ctx.has_fn and ctx.upstream_nonfinite:
             conf = 0.9
         elif ctx.has_fn:
             conf = 0.55
@@ -76,7 +76,7 @@ def rule_nan_weights(ctx: Context) -> list:
     if nw:
         names = ", ".join(f"'{w.get('layer')}'.{w.get('variable') or 'weights'}" for w in nw[:4])
         more = f" and {len(nw) - 4} more" if len(nw) > 4 else ""
-        conf = 0.95 if (not ctx.has_fn or ctx.op in WEIGHT_READS or not ctx.inputs_finite) else 0.85
+        conf = 0.95 if (not ctx.has_fn or ctx.op in WEIGHT_READS or ctx.upstream_nonfinite) else 0.85
         ev = f"Weights were already non-finite before this cell ran: {names}{more}."
         layer = nw[0].get("layer")
     else:

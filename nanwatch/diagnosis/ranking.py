@@ -1,6 +1,7 @@
 """From the rules' candidates to the ranked diagnosis: run every rule (a failing rule never breaks
 the report), add a fallback when the first op is known but no rule matched, let the upstream
-cause outrank the op's own story (`adjust`), and keep the best candidate per cause (`rank`).
+cause (or a known pattern, pattern_rules.SUPERSEDES) outrank the op's own story (`adjust`), and
+keep the best candidate per cause (`rank`).
 
 A rule is a function `Context -> [cand(...)]` listed in the `RULES` tuple of its module; the
 modules run in the order below, and candidates of equal confidence keep that order.
@@ -11,10 +12,10 @@ from __future__ import annotations
 from ..numfmt import EVIDENCE, fmt, num
 from ..ops import OVERFLOW_OPS
 from . import dynamics as dyn
-from . import growth_rules, nonfinite_sources, op_rules
+from . import growth_rules, nonfinite_sources, op_rules, pattern_rules
 from .context import Context, cand
 
-RULES = nonfinite_sources.RULES + op_rules.RULES + growth_rules.RULES
+RULES = nonfinite_sources.RULES + op_rules.RULES + pattern_rules.RULES + growth_rules.RULES
 MIN_CONFIDENCE = 0.25   # candidates below this are not reported
 
 
@@ -64,7 +65,11 @@ def adjust(ctx: Context, found: list) -> list:
     data_nan = any(c["cause"] in ("nan_in_input", "inf_in_input", "nan_in_target", "inf_in_target")
                    and c["confidence"] >= 0.9 for c in found)
     weights_nan = any(c["cause"] == "nan_in_weights" and c["confidence"] >= 0.9 for c in found)
+    # a known pattern (the where trap, a fully masked softmax, ...) explains the op's own story better
+    superseded = {s for c in found if c["confidence"] >= 0.85 for s in pattern_rules.SUPERSEDES.get(c["cause"], ())}
     for c in found:
+        if c["cause"] in superseded:
+            c["confidence"] = round(min(c["confidence"], 0.5), 3)
         if c["cause"] in ("learning_rate_too_high", "exploding_gradients"):
             if (liw and not lr_strong) or outlier:
                 c["confidence"] = round(min(c["confidence"], 0.6), 3)

@@ -66,6 +66,16 @@ def _splice(src: str, edits: list) -> str:
     return b.decode("utf-8")
 
 
+def _outermost(edits: list) -> list:
+    """Nested matches (log(log(x))): the outermost edit only, as inner ones would overlap it."""
+    kept, last_end = [], -1
+    for e in sorted(edits, key=lambda e: (e[0], -e[1])):
+        if e[0] >= last_end:
+            kept.append(e)
+            last_end = e[1]
+    return kept
+
+
 def _span(node) -> tuple:
     return node.col_offset, node.end_col_offset
 
@@ -94,14 +104,7 @@ def wrap_calls(line: str, names: set, wrapper) -> str | None:
             edits.append((*_span(arg), wrapper(seg, _lib(_root(node)))))
     if not edits:
         return None
-    # nested matches (log(log(x))): keep the outermost only, inner edits would overlap
-    edits.sort(key=lambda e: (e[0], -e[1]))
-    kept, last_end = [], -1
-    for e in edits:
-        if e[0] >= last_end:
-            kept.append(e)
-            last_end = e[1]
-    return _finish(indent, line.strip(), src, _splice(src, kept))
+    return _finish(indent, line.strip(), src, _splice(src, _outermost(edits)))
 
 
 def clip_log(line: str, probability: bool = True) -> str | None:
@@ -188,3 +191,126 @@ def stable_exp(line: str) -> str | None:
             args = ", ".join([z] + [r for r in rest if r])
             return _finish(indent, line.strip(), src, _splice(src, [(*_span(n), f"{fn}({args})")]))
     return wrap_calls(line, EXP_NAMES, lambda arg, lib: f"{lib}.minimum({arg}, 80.0)")
+
+
+# --- the gradient traps (pattern_rules) -----------------------------------------------------------
+WHERE_NAMES = {"where"}
+# forward op type -> (the call names that make it, the safe value for its masked input)
+FORWARD_CALLS = {
+    "Log": ({"log"}, "1.0"), "Log1p": ({"log1p"}, "0.0"), "Sqrt": ({"sqrt"}, "1.0"), "Rsqrt": ({"rsqrt"}, "1.0"),
+    "Reciprocal": ({"reciprocal"}, "1.0"), "Inv": ({"reciprocal"}, "1.0"), "Pow": ({"pow"}, "1.0"),
+    "RealDiv": ({"divide", "truediv", "div", "realdiv"}, "1.0"), "Div": ({"divide", "truediv", "div"}, "1.0"),
+    "Xlogy": ({"xlogy"}, "1.0"), "Xdivy": ({"xdivy"}, "1.0"), "Acos": ({"acos", "arccos"}, "0.0"),
+    "Asin": ({"asin", "arcsin"}, "0.0"), "Atanh": ({"atanh", "arctanh"}, "0.0"), "Acosh": ({"acosh", "arccosh"}, "2.0"),
+    "Lgamma": ({"lgamma"}, "1.0"), "Digamma": ({"digamma"}, "1.0"), "EuclideanNorm": ({"reduce_euclidean_norm"}, "1.0"),
+}
+# calls whose only effects are values (a where's condition is repeated in the rewrite)
+PURE_ROOTS = {"tf", "keras", "ops", "np", "numpy", "math", "jnp"}
+
+
+def _masked_operand(node, forward_op: str):
+    """The operand of `node` that the forward op `forward_op` takes its risky input from, or None."""
+    names = FORWARD_CALLS.get(forward_op, (set(), ""))[0]
+    if isinstance(node, ast.Call) and _func_name(node) in names and node.args:
+        two = forward_op in ("RealDiv", "Div", "Xlogy", "Xdivy")
+        return node.args[1] if two and len(node.args) > 1 else (None if two else node.args[0])
+    if isinstance(node, ast.BinOp):
+        if isinstance(node.op, ast.Div) and forward_op in ("RealDiv", "Div", "Reciprocal", "Inv"):
+            return node.right
+        if isinstance(node.op, ast.Pow) and forward_op == "Pow":
+            return node.left
+    return None
+
+
+def _pure(node) -> bool:
+    """No call in `node` but to a math library (tf, keras.ops, numpy): repeating it changes nothing."""
+    return all(_root(n) in PURE_ROOTS for n in ast.walk(node) if isinstance(n, ast.Call))
+
+
+def double_where(line: str, forward_op: str) -> str | None:
+    """The double where: `tf.where(c, tf.math.log(y), 0.0)` -> `tf.where(c, tf.math.log(tf.where(c, y, 1.0)), 0.0)`.
+
+    Only for a line with one where whose selected branch holds the forward op, with a condition free of
+    calls other than math-library ones (it is written twice)."""
+    p = _parse(line)
+    if p is None or forward_op not in FORWARD_CALLS:
+        return None
+    indent, src, tree = p
+    edits = []
+    for where in ast.walk(tree):
+        if not (isinstance(where, ast.Call) and _func_name(where) in WHERE_NAMES and len(where.args) == 3):
+            continue
+        cond, taken, other = where.args
+        cond_src, func_src = ast.get_source_segment(src, cond), ast.get_source_segment(src, where.func)
+        if cond_src is None or func_src is None or not _pure(cond):
+            return None
+        for branch, when_true in ((taken, True), (other, False)):
+            for node in ast.walk(branch):
+                arg = _masked_operand(node, forward_op)
+                seg = ast.get_source_segment(src, arg) if arg is not None else None
+                if seg is None:
+                    continue
+                safe = FORWARD_CALLS[forward_op][1]
+                picks = f"{seg}, {safe}" if when_true else f"{safe}, {seg}"
+                edits.append((*_span(arg), f"{func_src}({cond_src}, {picks})"))
+    if len(edits) != 1:
+        return None   # none, or several candidates: the template says it better than a guess
+    return _finish(indent, line.strip(), src, _splice(src, edits))
+
+
+NORM_NAMES = {"norm", "reduce_euclidean_norm"}
+EUCLIDEAN_ORDS = {"'euclidean'", '"euclidean"', "2", "'fro'", '"fro"', "None"}
+
+
+def epsilon_norm(line: str) -> str | None:
+    """An epsilon under the square root: `tf.norm(d, axis=-1)` -> `tf.sqrt(tf.reduce_sum(tf.square(d), axis=-1)
+    + 1e-12)`, `tf.sqrt(v)` -> `tf.sqrt(v + 1e-12)` (every such call of the line)."""
+    p = _parse(line)
+    if p is None:
+        return None
+    indent, src, tree = p
+    edits = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        name = _func_name(node)
+        arg = ast.get_source_segment(src, node.args[0])
+        if arg is None:
+            continue
+        if name in SQRT_NAMES | RSQRT_NAMES and len(node.args) == 1:
+            edits.append((*_span(node.args[0]), f"{arg} + 1e-12"))
+        elif name in NORM_NAMES:
+            keys = {k.arg: ast.get_source_segment(src, k.value) for k in node.keywords}
+            if None in keys or len(node.args) > (1 if name == "norm" else 2) or \
+                    keys.pop("ord", "None") not in EUCLIDEAN_ORDS or keys.pop("name", None) is not None:
+                return None
+            if len(node.args) == 2:
+                keys.setdefault("axis", ast.get_source_segment(src, node.args[1]))
+            lib = _lib(_root(node))
+            total = {"tf": "tf.reduce_sum", "keras.ops": "keras.ops.sum", "np": "np.sum"}[lib]
+            rest = "".join(f", {k}={v}" for k, v in keys.items())
+            edits.append((*_span(node), f"{lib}.sqrt({total}({lib}.square({arg}){rest}) + 1e-12)"))
+    if not edits:
+        return None
+    return _finish(indent, line.strip(), src, _splice(src, _outermost(edits)))
+
+
+NEG_INF_TEXTS = ('float("-inf")', "float('-inf')", '-float("inf")', "-float('inf')", "-np.inf", "-numpy.inf",
+                 "np.NINF", "-math.inf", "-tf.float32.max", "-jnp.inf")
+
+
+def finite_mask(line: str, value: str = "-1e9") -> str | None:
+    """A -inf mask value -> `value`: `tf.where(mask, s, float("-inf"))` -> `tf.where(mask, s, -1e9)`."""
+    p = _parse(line)
+    if p is None:
+        return None
+    indent, src, tree = p
+    edits = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Call, ast.UnaryOp, ast.Attribute)):
+            seg = ast.get_source_segment(src, node)
+            if seg is not None and seg.replace(" ", "") in NEG_INF_TEXTS:
+                edits.append((*_span(node), value))
+    if not edits:
+        return None
+    return _finish(indent, line.strip(), src, _splice(src, _outermost(edits)))

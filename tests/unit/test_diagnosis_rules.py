@@ -307,6 +307,215 @@ def test_float16_overflow_vs_exp_overflow():
 
 
 # ------------------------------------------------------------------------------------------------
+# known patterns the engine traces (pattern_rules): first_nonfinite as measured on the harm scenarios
+# b01-b04 (tests/scenarios/harm.py, exact TF 2.21 runs); gradient_of / made_from as the engine sets them
+# ------------------------------------------------------------------------------------------------
+ATTN_CODE = "weights = tf.nn.softmax(scores, axis=-1)"
+
+
+def b03_first(**over):
+    """Measured (b03): a masked self-attention whose batch holds fully padded sequences."""
+    fn = first("Softmax", "forward", [inp(-0.00382, 0.0029, size=4608, neg_inf=2700, negatives=3657)],
+               layer="attention", nan=720, size=4608, code=ATTN_CODE, line=15)
+    fn.update(made_from="mask", gradient_of=None, context="eager", replayed=True, reproduced=True)
+    fn.update(over)
+    return fn
+
+
+def test_fully_masked_softmax_outranks_the_generic_causes():
+    tokens = np.zeros((128, 12), "float32")
+    tokens[::3, :4] = 7.0
+    ev = {"call": "fit", "first_nonfinite": b03_first(), "optimizer": {"class": "Adam", "learning_rate": 0.001,
+                                                                        "epsilon": 1e-7},
+          "data": [profile_array("tokens", tokens, "features")]}
+    cause, d, _ = top(ev)
+    assert cause == "fully_masked_softmax" and d[0]["confidence"] >= 0.95
+    assert "every entry is -inf" in d[0]["evidence"] and "2700 -inf of 4608" in d[0]["evidence"]
+    assert "tf.where(mask, scores, -1e9)" in d[0]["fix"] and f"line 15 takes (`{ATTN_CODE}`)" in d[0]["fix"]
+    assert "keras.layers.Softmax(axis=-1)(scores, mask=mask)" in d[0]["fix"]
+    assert not {"nan_in_input", "exploding_gradients"} & set(causes(d))
+    # the -inf on the softmax line itself: the line is rewritten
+    code = 'weights = tf.nn.softmax(tf.where(mask, scores, float("-inf")), axis=-1)'
+    ev["first_nonfinite"] = b03_first(source={"cell": 1, "line": 15, "code": code})
+    d, _ = diagnose(ev)
+    assert "line 15 becomes: `weights = tf.nn.softmax(tf.where(mask, scores, -1e9), axis=-1)`" in d[0]["fix"]
+
+
+def test_fully_masked_softmax_is_not_hidden_by_nan_in_the_data():
+    # NaN in another column of the data: the -inf the softmax got is the mask's, not the data's (the engine
+    # traced it), so the data-origin cap does not apply
+    X = np.random.default_rng(3).random((64, 12)).astype("float32")
+    X[9, 3] = np.nan
+    ev = {"call": "fit", "first_nonfinite": b03_first(), "data": [profile_array("X", X, "features")]}
+    d, _ = diagnose(ev)
+    assert causes(d)[0] == "fully_masked_softmax" and d[0]["confidence"] >= 0.95
+    assert {x["cause"]: x["confidence"] for x in d}.get("nan_in_input", 0) < 0.9
+
+
+def test_fully_masked_softmax_from_the_counts_alone_and_its_counter_examples():
+    # a graph detection without made_from: NaN out, -inf (and nothing else) in
+    cause, d, _ = top({"first_nonfinite": b03_first(made_from=None)})
+    assert cause == "fully_masked_softmax" and d[0]["confidence"] == 0.85
+    # NaN already in the softmax's input: passed on from upstream, not made from a mask
+    nan_in = b03_first(made_from=None, inputs=[inp(-1.0, 1.0, size=4608, nan=12)])
+    assert "fully_masked_softmax" not in causes(diagnose({"first_nonfinite": nan_in})[0])
+    # a softmax that overflowed from finite inputs: no mask in sight
+    finite = b03_first(made_from=None, inputs=[inp(-3.0, 4.0, size=4608)])
+    assert "fully_masked_softmax" not in causes(diagnose({"first_nonfinite": finite})[0])
+
+
+POISSON_CODE = "log_rate = tf.where(rate > 0, tf.math.log(rate), 0.0)"
+
+
+def b04_first(**over):
+    """Measured (b04): the gradient of a where-masked log, Reciprocal(rate) at the 2 rates that are 0."""
+    fn = first("Reciprocal", "backward", [inp(0.0, 1.4845, zeros=2, size=32, negatives=0)], layer="rate",
+               pos_inf=2, size=32, code=POISSON_CODE, line=5)
+    fn.update(gradient_of={"op_type": "Log", "source": {"cell": 1, "cell_id": None, "line": 5, "code": POISSON_CODE,
+                                                        "file": None, "function": "poisson_nll"},
+                           "forward_absorbed": True},
+              made_from=None, context="eager")
+    fn.update(over)
+    return fn
+
+
+def test_where_gradient_trap_gives_the_double_where():
+    ev = {"call": "fit", "first_nonfinite": b04_first(), "optimizer": {"class": "Adam", "learning_rate": 0.001}}
+    cause, d, _ = top(ev)
+    assert cause == "where_gradient_trap" and d[0]["confidence"] >= 0.95
+    assert "gradient of Log at line 5" in d[0]["evidence"] and "0 * inf = NaN" in d[0]["evidence"]
+    assert "line 5 becomes: `log_rate = tf.where(rate > 0, tf.math.log(tf.where(rate > 0, rate, 1.0)), 0.0)`" \
+        in d[0]["fix"]
+    # the op's own story stays, below it
+    assert {x["cause"]: x["confidence"] for x in d}["division_by_zero"] <= 0.5
+    # a line the rewrite cannot take: the pattern, naming the line
+    code = "log_rate = masked_log(rate)"
+    src = {"cell": 1, "line": 5, "code": code}
+    ev["first_nonfinite"] = b04_first(source=src,
+                                      gradient_of={"op_type": "Log", "source": src, "forward_absorbed": True})
+    d, _ = diagnose(ev)
+    assert d[0]["cause"] == "where_gradient_trap"
+    assert "`tf.where(cond, tf.math.log(tf.where(cond, x, 1.0)), 0.0)`" in d[0]["fix"] and code in d[0]["fix"]
+
+
+def test_where_gradient_trap_outranks_log_of_nonpositive():
+    # the gradient of a where-masked x ** p with respect to p multiplies by log(x): Log in the backward pass
+    code = "y = tf.where(x > 0, tf.pow(x, p), 0.0)"
+    fn = first("Log", "backward", [inp(0.0, 2.0, zeros=3, size=16)], layer="power", neg_inf=3, size=16, code=code,
+               line=4)
+    fn["gradient_of"] = {"op_type": "Pow", "source": {"cell": 2, "line": 4, "code": code}, "forward_absorbed": True}
+    cause, d, _ = top({"first_nonfinite": fn})
+    assert cause == "where_gradient_trap"
+    assert "`y = tf.where(x > 0, tf.pow(tf.where(x > 0, x, 1.0), p), 0.0)`" in d[0]["fix"]
+    assert {x["cause"]: x["confidence"] for x in d}["log_of_nonpositive"] <= 0.5
+
+
+def test_where_gradient_trap_counter_examples():
+    # no where absorbed the forward value: not the trap (and a division is no non-differentiable point)
+    fn = b04_first(gradient_of={"op_type": "RealDiv", "source": None, "forward_absorbed": False})
+    assert top({"first_nonfinite": fn})[0] == "division_by_zero"
+    # no gradient_of at all: the op's own story, as before
+    assert top({"first_nonfinite": b04_first(gradient_of=None)})[0] == "division_by_zero"
+
+
+TRIPLET_CODE = "ap_distance = tf.norm(anchor - positive, axis=-1)"
+
+
+def norm_first(**over):
+    """A triplet loss whose anchor and positive embed identically: SqrtGrad at a norm of 0 (b05's shape)."""
+    fn = first("SqrtGrad", "backward", [inp(0.0, 2.31, zeros=2, size=40), inp(-0.025, 0.025, size=40)],
+               layer="distance", pos_inf=2, size=40, code=TRIPLET_CODE, line=5)
+    fn["gradient_of"] = {"op_type": "Sqrt", "source": {"cell": 1, "line": 5, "code": TRIPLET_CODE, "function": "call"},
+                         "forward_absorbed": False}
+    fn.update(over)
+    return fn
+
+
+def test_nondifferentiable_point_puts_an_epsilon_under_the_sqrt():
+    cause, d, _ = top({"call": "fit", "first_nonfinite": norm_first()})
+    assert cause == "nondifferentiable_point" and d[0]["confidence"] >= 0.93
+    assert "gradient of Sqrt at line 5" in d[0]["evidence"] and "forward value of Sqrt was finite" in d[0]["evidence"]
+    assert "line 5 becomes: `ap_distance = tf.sqrt(tf.reduce_sum(tf.square(anchor - positive), axis=-1) + 1e-12)`" \
+        in d[0]["fix"]
+    assert {x["cause"]: x["confidence"] for x in d}["division_by_zero"] <= 0.5
+    # the forward line unknown: a template, and the where trap named as the other possibility
+    d, _ = diagnose({"first_nonfinite": norm_first(source=None, gradient_of={"op_type": "Sqrt", "source": None,
+                                                                             "forward_absorbed": False})})
+    assert d[0]["cause"] == "nondifferentiable_point" and d[0]["confidence"] == 0.9
+    assert "where trap" in d[0]["evidence"] and "tf.sqrt(tf.reduce_sum(tf.square(d), axis=-1) + 1e-12)" in d[0]["fix"]
+    # acos at +-1 (a cosine similarity of identical vectors): a clip
+    fn = first("Mul", "backward", [inp(-1.0, 1.0, size=8), inp(-0.5, 0.5, size=8)], nan=2, size=8)
+    fn["gradient_of"] = {"op_type": "Acos", "source": {"cell": 1, "line": 3, "code": "angle = tf.acos(cos)"},
+                         "forward_absorbed": False}
+    cause, d, _ = top({"first_nonfinite": fn})
+    assert cause == "nondifferentiable_point" and "tf.clip_by_value(x, -1.0 + 1e-6, 1.0 - 1e-6)" in d[0]["fix"]
+
+
+def test_nondifferentiable_point_counter_examples():
+    # a smooth forward op: no such point (and the where trap is the other rule)
+    fn = norm_first(gradient_of={"op_type": "MatMul", "source": None, "forward_absorbed": False})
+    assert "nondifferentiable_point" not in causes(diagnose({"first_nonfinite": fn})[0])
+    trap = norm_first(gradient_of={"op_type": "Sqrt", "source": None, "forward_absorbed": True})
+    assert causes(diagnose({"first_nonfinite": trap})[0])[:1] == ["where_gradient_trap"]
+    # no gradient_of: the SqrtGrad's own story, as before (test_sqrt_gradient_at_zero)
+    assert top({"first_nonfinite": norm_first(gradient_of=None)})[0] == "division_by_zero"
+
+
+def b01_evidence(**optimizer):
+    """Measured (b01): Adam(epsilon=0.0) and a one-hot column of an unused category (always 0)."""
+    rng = np.random.default_rng(201)
+    df = pd.DataFrame({"size": rng.uniform(0, 1, 160), "colour": rng.choice(["red", "green", "blue"], 160)})
+    df["colour"] = pd.Categorical(df["colour"], categories=["red", "green", "blue", "black"])
+    X = pd.get_dummies(df, columns=["colour"], dtype="float32").astype("float32")
+    fn = first("RealDiv", "optimizer", [inp(-1.73e-05, 9.59e-06, zeros=43, size=80, negatives=15, name="input:0"),
+                                        inp(0.0, 0.01728, zeros=43, size=80, negatives=0, name="input:1")],
+               nan=43, size=80, code="model.fit(X, y, epochs=2, batch_size=32, verbose=0)", line=11)
+    opt = {"class": "Adam", "learning_rate": 0.0010000000474974513, "clipnorm": None, "clipvalue": None,
+           "global_clipnorm": None, "loss_scale": False, "epsilon": 0.0}
+    opt.update(optimizer)
+    return {"call": "fit", "first_nonfinite": fn, "optimizer": opt, "data": [profile_array("X", X, "features")]}
+
+
+def test_optimizer_epsilon_zero_outranks_division_and_zero_variance():
+    cause, d, _ = top(b01_evidence())
+    assert cause == "optimizer_epsilon_zero" and d[0]["confidence"] >= 0.95
+    assert "Adam with epsilon=0" in d[0]["evidence"] and "43 zeros of 80" in d[0]["evidence"]
+    assert "colour_black" in d[0]["evidence"]
+    assert "`optimizer=keras.optimizers.Adam(learning_rate=0.001, epsilon=1e-7)`" in d[0]["fix"]
+    conf = {x["cause"]: x["confidence"] for x in d}
+    assert conf["division_by_zero"] <= 0.5 and conf.get("zero_variance_normalization", 0) <= 0.5
+    # b02: RMSprop; under a LossScaleOptimizer the fix keeps the wrapper
+    assert "keras.optimizers.RMSprop(" in top(b01_evidence(**{"class": "RMSprop"}))[1][0]["fix"]
+    ev = b01_evidence(**{"class": "LossScaleOptimizer", "inner_class": "Adam", "loss_scale": True})
+    assert "keras.mixed_precision.LossScaleOptimizer(keras.optimizers.Adam(" in top(ev)[1][0]["fix"]
+    # epsilon unread (None) in an Adam-family optimizer whose update divided by zeros: still the cause
+    cause, d, _ = top(b01_evidence(epsilon=None))
+    assert cause == "optimizer_epsilon_zero" and d[0]["confidence"] == 0.85
+
+
+def test_optimizer_epsilon_zero_counter_examples():
+    # Keras's default epsilon: the division's own story, as before
+    assert top(b01_evidence(epsilon=1e-7))[0] == "division_by_zero"
+    # no epsilon to blame: SGD has none
+    assert "optimizer_epsilon_zero" not in causes(diagnose(b01_evidence(**{"class": "SGD", "epsilon": None}))[0])
+    # epsilon 0 but the NaN is not in the optimizer's update
+    ev = b01_evidence()
+    ev["first_nonfinite"] = dict(ev["first_nonfinite"], phase="loss")
+    assert "optimizer_epsilon_zero" not in causes(diagnose(ev)[0])
+
+
+@pytest.mark.parametrize("fn", [
+    {"op_type": "SqrtGrad", "phase": "backward", "gradient_of": "Sqrt"},
+    {"op_type": "Mul", "phase": "backward", "gradient_of": {"op_type": None, "source": "line 3", "forward_absorbed": 1}},
+    {"op_type": "Softmax", "made_from": ["mask"], "inputs": [{"neg_inf": "many"}], "counts": {"nan": "x"}},
+    {"op_type": "RealDiv", "phase": "optimizer", "inputs": [{}, None]},
+])
+def test_malformed_pattern_evidence_never_raises(fn):
+    d, w = diagnose({"first_nonfinite": fn, "optimizer": {"class": "Adam", "epsilon": "zero"}})
+    assert isinstance(d, list) and isinstance(w, list)
+
+
+# ------------------------------------------------------------------------------------------------
 # dynamics, weights, data quality behind an overflow
 # ------------------------------------------------------------------------------------------------
 def lr_evidence():
