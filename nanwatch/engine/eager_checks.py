@@ -115,7 +115,10 @@ class EagerChecks:
     def register_state(self, variables):
         """Weights and optimizer slots: a non-finite value written into one reaches the training."""
         for var in variables:
-            handle = getattr(getattr(var, "value", var), "handle", None)
+            inner = getattr(var, "value", None)      # a Keras variable's TensorFlow variable
+            if inner is None or callable(inner):     # (tf.Variable.value is a method)
+                inner = var
+            handle = getattr(inner, "handle", None)
             if handle is not None:
                 self.model_state.add(id(handle))
 

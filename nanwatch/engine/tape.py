@@ -18,6 +18,7 @@ class TapePatch:
         self.events = events
         self.probe = probe
         self._saved = None
+        self._pending = None     # (loss, gradient norm) of the step whose update may still run
 
     def install(self, tf):
         cls = tf.GradientTape
@@ -37,6 +38,7 @@ class TapePatch:
         cls.gradient = gradient
 
     def uninstall(self):
+        self._flush()
         if self._saved is not None:
             cls, original = self._saved
             cls.gradient = original
@@ -48,7 +50,15 @@ class TapePatch:
             squares = [float(np.sum(np.square(a.astype(np.float64)))) for a in
                        (stats.to_numpy(getattr(g, "values", g)) for g in tf.nest.flatten(gradients)
                         if g is not None) if a is not None and a.dtype.kind == "f"]
-        self.events.tape_step(loss, float(np.sqrt(sum(squares))) if squares else None)
+        # told when the next step's gradient comes (or the run ends): until then, what goes wrong in
+        # this step's update (an optimizer write) is counted in this step
+        self._flush()
+        self._pending = (loss, float(np.sqrt(sum(squares))) if squares else None)
+
+    def _flush(self):
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self.events.tape_step(*pending)
 
     def _loss_reaches_training(self, tf, target):
         """A loss differentiated in eager code is a sink: a non-finite one is an alarm."""
