@@ -16,10 +16,17 @@ Keys of `expect` (all optional; a key that is absent is not checked):
     data_source    first_nonfinite.data.source (e.g. "x[1]": the second input of a two-input model)
     array_rows     first_nonfinite.data.array_rows (rows of the user's array)
     variable       first_nonfinite.data.variable (the weight that held the NaN)
+    forward_line_contains  text of a forward line that some report["info"] or report["run"]["notes"] line
+                   must name: where the origin is in the backward pass (the where trap, a zero norm), the
+                   forward line whose op's gradient made it
   the verdict:
     status         acceptable report statuses (a set); {"healthy"}: no diagnosis and no warning allowed
     cause          acceptable values of diagnosis[0].cause (a set)
     any_cause      one of these causes must appear among diagnosis[*].cause or warnings[*].cause
+    absorbed       op types (a set) of origins of non-finite values that were absorbed on the way (masked by
+                   tf.where, removed by minimum/maximum, exp(-inf) = 0, ...) and never reached the training:
+                   some report["info"] line must contain "absorbed by" and one of them (as a word; "Const"
+                   is also matched by the word "constant": eager code has no Const op for a Python -inf)
 Cause ids are those of nanwatch.diagnosis.CAUSES (nanwatch/diagnosis/__init__.py).
 """
 
@@ -27,11 +34,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import re
 from typing import Any, Mapping
 
 ORIGIN_KEYS = ("phase", "first_op", "layer", "line_contains")
-DETAIL_KEYS = ("source_cell", "data_source", "array_rows", "variable")
-VERDICT_KEYS = ("status", "cause", "any_cause")
+DETAIL_KEYS = ("source_cell", "data_source", "array_rows", "variable", "forward_line_contains")
+VERDICT_KEYS = ("status", "cause", "any_cause", "absorbed")
 EXPECT_KEYS = ORIGIN_KEYS + DETAIL_KEYS + VERDICT_KEYS
 
 # How a catalogue's `expect` was measured (Scenario.truth). TensorFlow 2.21 / Keras 3.15, CPU.
@@ -45,6 +53,16 @@ TRUTH = {
                       "tf.debugging.enable_check_numerics() with inter-op parallelism 1 (CN: the first op that "
                       "raises), once plainly (plain: did the NaN reach the weights, History, predictions?); "
                       "`note` gives both results",
+    "harm": "tests/tools/measure_harm.py: each scenario in three fresh processes, without nanwatch, inter-op "
+            "parallelism 1: (a) plain, with sink hooks: did a non-finite value reach the training (a loss: "
+            "tape.gradient targets and what Keras returns; a model output or predict result; the gradients or "
+            "learning rate the optimizer applies; after the cell, every model weight, optimizer variable and "
+            "Keras metric), the user's own non-finite variables and floats listed as bookkeeping, not sinks; "
+            "(b) under tf.debugging.enable_check_numerics(): the first op that raises, its type and its cell "
+            "line (innermost cell frame of its creation stack, or of the traceback for an eager op); (c) raw "
+            "tfdbg2 FULL_HEALTH: every non-finite tensor in order, origins (finite inputs) marked, with cell "
+            "lines and the variable writes they fed. Where (b)'s op is absorbed, `note` says which op's "
+            "value reaches the sink and how that was reasoned from (a) and (c)",
 }
 
 CATALOGUES = {"zoo": "tests.scenarios.zoo", "core": "tests.scenarios.core", "diagnosis": "tests.scenarios.diagnosis"}
@@ -122,6 +140,10 @@ def _detail_problems(report: dict, expect: Mapping) -> list:
         problems.append(f"array rows {data.get('array_rows')} != {expect['array_rows']}")
     if "variable" in expect and data.get("variable") != expect["variable"]:
         problems.append(f"variable {data.get('variable')!r} != {expect['variable']!r}")
+    if "forward_line_contains" in expect:
+        lines = list(report.get("info") or []) + list((report.get("run") or {}).get("notes") or [])
+        if not any(expect["forward_line_contains"] in line for line in lines):
+            problems.append(f"no info or note line names the forward line {expect['forward_line_contains']!r}: {lines}")
     return problems
 
 
@@ -137,4 +159,9 @@ def check_causes(report: dict, expect: Mapping) -> list:
             problems.append(f"none of {expect['any_cause']} among {sorted(every)}")
     if expect.get("status") == {"healthy"} and (report["diagnosis"] or report["warnings"]):
         problems.append(f"alarm on a healthy run: {report['diagnosis']} {report['warnings']}")
+    if "absorbed" in expect:
+        lines = [line for line in report.get("info") or [] if "absorbed by" in line]
+        words = [r"Const|constant" if op == "Const" else re.escape(op) for op in expect["absorbed"]]
+        if not any(re.search(rf"\b(?:{word})\b", line) for line in lines for word in words):
+            problems.append(f"no info line says one of {sorted(expect['absorbed'])} was 'absorbed by': {report.get('info')}")
     return problems

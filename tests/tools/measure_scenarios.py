@@ -31,6 +31,7 @@ import tensorflow as tf
 import keras
 tf.config.threading.set_inter_op_parallelism_threads(1)
 spec = json.loads(sys.stdin.read())
+exec(spec.get("before") or "")   # a measurement's own hooks (tests/tools/measure_harm.py), before the setup
 ns = {}
 if spec.get("setup"):
     exec(compile(spec["setup"], "<setup>", "exec"), ns)
@@ -44,6 +45,7 @@ try:
 except Exception as e:
     msg = str(e)
     out["raised"] = type(e).__name__
+    out["traceback_cell_lines"] = [f.lineno for f in traceback.extract_tb(e.__traceback__) if f.filename == "<cell>"]
     m = re.search(r'Detected Infinity or NaN in output (\d+) of (graph|eagerly-executing) op "([^"]+)"', msg)
     if m:
         out["slot"], out["context"], out["op_type"] = int(m.group(1)), m.group(2), m.group(3)
@@ -84,13 +86,18 @@ if not spec["check"]:
             a = np.asarray(v, dtype="float64")
             out[f"{k}_finite"] = bool(np.isfinite(a).all())
     out["nonfinite_after"] = bad
+exec(spec.get("after") or "")    # a measurement's own reading of `ns`, `out` (and `msg` when the cell raised)
 print("RESULT " + json.dumps(out))
 '''
 
 
-def measure(scenario, check: bool) -> dict:
-    """One fresh process running a catalogue Scenario (tests/scenarios/catalogue.py) under raw TensorFlow."""
-    spec = {"setup": scenario.setup or "", "code": scenario.code, "check": check}
+def measure(scenario, check: bool, before: str = "", after: str = "") -> dict:
+    """One fresh process running a catalogue Scenario (tests/scenarios/catalogue.py) under raw TensorFlow.
+
+    `before` runs first in the child (hooks), `after` last (it reads `ns`, the cell's namespace, and adds
+    to `out`, the result); tests/tools/measure_harm.py uses them.
+    """
+    spec = {"setup": scenario.setup or "", "code": scenario.code, "check": check, "before": before, "after": after}
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     proc = subprocess.run([sys.executable, "-c", CHILD], input=json.dumps(spec), capture_output=True,
                           text=True, env=env, timeout=300)
