@@ -191,7 +191,8 @@ class WatchSession:
             info.extend(probe.eager.absorbed_info())
         skipped = self.recorder.evidence.fp16_skipped_steps
         if skipped:
-            info.append(f"LossScaleOptimizer skipped {skipped} step(s) with Inf gradients (by design, not an alarm)")
+            info.append(f"LossScaleOptimizer skipped {skipped} step(s) with Inf gradients (by design, not an alarm): "
+                        "Inf gradients absorbed by the LossScaleOptimizer's all-finite check")
         return info
 
 

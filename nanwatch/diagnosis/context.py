@@ -126,10 +126,20 @@ class Context:
                 return cfg["class"]
         return None
 
+    def first_layer_name(self) -> str | None:
+        for name, cfg in self.layer_cfg.items():
+            if cfg.get("class") and cfg.get("class") != "InputLayer":
+                return name
+        return None
+
     @property
     def first_layer_normalizes(self) -> bool:
-        """The model's first layer scales its inputs (Normalization, Rescaling, Embedding, ...)."""
-        return self.first_layer_class() in NORMALIZING_FIRST
+        """The model's first layer scales its inputs (Normalization, Rescaling, Embedding, ...),
+        unless that layer is where the values overflowed (a BatchNormalization's variance of
+        wei-scale inputs): then it did not protect the model from their scale."""
+        if self.first_layer_class() not in NORMALIZING_FIRST:
+            return False
+        return not (self.has_fn and self.layer is not None and self.layer == self.first_layer_name())
 
     # ---- where the first non-finite value came from ------------------------------------------------
     def data_is_target(self) -> bool | None:

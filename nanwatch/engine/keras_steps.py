@@ -288,14 +288,21 @@ def _capturing_gradients(model, skip_nonfinite=False):
         yield captured
         return
     cls = type(optimizer)
-    own = cls.__dict__.get("apply_gradients")
-    original = cls.apply_gradients
+    own = cls.__dict__.get("apply")
+    original = cls.apply       # apply_gradients calls it; a custom train_step may call it directly
     scaled = hasattr(optimizer, "inner_optimizer")
+    # weights the step writes outside the update (BatchNormalization's moving statistics): read here,
+    # before the step's forward pass, checked with the update's and put back with them
+    forward_written = [v for v in getattr(model, "non_trainable_variables", [])
+                       if "float" in str(getattr(v, "dtype", ""))] if skip_nonfinite and not scaled else []
+    forward_before = [tf.identity(v.value) for v in forward_written]
 
-    def apply_gradients(opt, grads_and_vars, *args, **kwargs):
-        pairs = list(grads_and_vars)
+    def apply(opt, grads, trainable_variables=None):
+        if trainable_variables is None:
+            trainable_variables = getattr(opt, "_trainable_variables", [])
+        pairs = list(zip(grads, trainable_variables))
         if opt is not optimizer:
-            return original(opt, pairs, *args, **kwargs)
+            return original(opt, grads, trainable_variables)
         grads = [(g, v) for g, v in pairs if g is not None]
         captured["pairs"].extend(grads)
         with paused_current():
@@ -310,7 +317,7 @@ def _capturing_gradients(model, skip_nonfinite=False):
             ok = tf.reduce_all(verdict)
         captured["sq"], captured["ok"] = sq, verdict
         if not skip_nonfinite or scaled:
-            return original(opt, pairs, *args, **kwargs)
+            return original(opt, [g for g, _ in pairs], [v for _, v in pairs])
         weights = [v for _, v in grads]
 
         if not getattr(opt, "built", True) and hasattr(opt, "build"):
@@ -326,13 +333,13 @@ def _capturing_gradients(model, skip_nonfinite=False):
             """The update, then the weights it wrote: non-finite (Adam with epsilon 0 divides 0 by 0
             on a gradient that is finite) puts the step's weights back and tells the verdict."""
             before = [tf.identity(v.value) for v in weights]
-            original(opt, pairs, *args, **kwargs)
+            original(opt, [g for g, _ in pairs], [v for _, v in pairs])
             with paused_current():
                 written_finite = tf.math.is_finite(tf.add_n([tf.reduce_sum(tf.cast(v.value, tf.float32))
-                                                             for v in weights]))
+                                                             for v in weights + forward_written]))
 
             def put_back():
-                for var, value in zip(weights, before):
+                for var, value in zip(weights + forward_written, before + forward_before):
                     var.assign(value)
                 return tf.constant(False)
             return tf.cond(written_finite, lambda: tf.constant(True), put_back)
@@ -342,14 +349,14 @@ def _capturing_gradients(model, skip_nonfinite=False):
             captured["ok"] = tf.concat([verdict, tf.reshape(written, [1])], axis=0)
         return written
 
-    cls.apply_gradients = apply_gradients
+    cls.apply = apply
     try:
         yield captured
     finally:
         if own is None:
-            del cls.apply_gradients
+            del cls.apply
         else:
-            cls.apply_gradients = own
+            cls.apply = own
         _GRAD_VARIABLES[model] = [v for _, v in captured["pairs"]]
 
 

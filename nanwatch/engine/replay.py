@@ -106,20 +106,24 @@ def merge_replay(graph: Detection, replayed: Detection | None) -> tuple[Detectio
     """The graph detection enriched with the replay's numbers; and whether it reproduced."""
     if replayed is None:
         return graph, False
-    fused_chain = {op for op, _ in graph.upstream}
-    if replayed.context != "data" and replayed.op_type != graph.op_type and replayed.op_type in fused_chain:
-        # the graph check sat after a fused chain left unchecked; the replay saw each op of it
+    if replayed.context != "data" and replayed.op_type != graph.op_type:
+        # The replay follows provenance to the value that reached the training: its origin is the
+        # harm's (the graph check stops at the first non-finite op, which may be one the training
+        # absorbs, e.g. a -inf mask before the softmax that makes NaN of a fully masked row), or the
+        # graph check sat after a fused chain left unchecked and the replay saw each op of it.
         return dataclasses.replace(replayed, device=replayed.device or graph.device), True
-    same = replayed.context == "data" or replayed.op_type == graph.op_type
-    if not same:
-        return graph, False
-    changes = {"counts": replayed.counts, "histogram": replayed.histogram, "output": replayed.output}
+    changes = {"counts": replayed.counts, "histogram": replayed.histogram, "output": replayed.output,
+               "notes": replayed.notes, "gradient_of_op": replayed.gradient_of_op, "made_from": replayed.made_from}
     if replayed.context == "data":
         changes.update(context="data", op_type=None, op_name=None, data=replayed.data, consumer=replayed.consumer)
     else:
         changes["inputs"] = [dict(h, name=(graph.inputs[i]["name"] if i < len(graph.inputs) else h["name"]),
                                   op_type=(graph.inputs[i]["op_type"] if i < len(graph.inputs) else None))
                              for i, h in enumerate(replayed.inputs)]
-    if graph.where.layer is None and replayed.where.layer is not None:
-        changes["where"] = dataclasses.replace(graph.where, layer=replayed.where.layer)
+    where = graph.where
+    if where.layer is None and replayed.where.layer is not None:
+        where = dataclasses.replace(where, layer=replayed.where.layer)
+    if replayed.gradient_of_op and (replayed.gradient_of_op.get("source") is not None):
+        where = dataclasses.replace(where, source=replayed.where.source)   # the forward line of a gradient
+    changes["where"] = where
     return dataclasses.replace(graph, **changes), True

@@ -263,7 +263,9 @@ model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(64, activation=
 model.compile(optimizer="adam", loss="mse")
 model.fit(X, y, epochs=2, batch_size=32, verbose=0)
 ''',
-        expect=dict(status={"healthy"}, absorbed={"Cast"})),
+        # exact mode leaves the backward pass of a loss-scaled model unchecked by design (the skips are
+        # the optimizer's), so it names what absorbed the Inf gradients, not the Cast that made them
+        expect=dict(status={"healthy"}, absorbed={"Cast", "Inf gradients"})),
     Scenario(
         "h09_masked_logsumexp_pooling",
         note=('Multiple-instance learning: a log-mean-exp pooling over bags of 1..8 instances, padding masked with -inf'
@@ -392,7 +394,7 @@ model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16, activation="
 model.compile(optimizer="adam", loss=poisson_nll)
 model.fit(X, counts, epochs=2, batch_size=32, verbose=0)
 ''',
-        expect=dict(phase={"backward"}, first_op={"Reciprocal"}, line_contains="model.fit(",
+        expect=dict(phase={"backward"}, first_op={"Reciprocal"}, line_contains="tf.math.log(rate)",
                     forward_line_contains="tf.where(rate > 0, tf.math.log(rate), 0.0)",
                     status={"nonfinite"}, any_cause={"where_gradient_trap"})),
     Scenario(
@@ -428,7 +430,7 @@ siamese = keras.Model([a_in, p_in, n_in], distances)
 siamese.compile(optimizer="adam", loss=soft_margin_triplet_loss)
 siamese.fit([images[anchors], images[positives], images[negatives]], np.zeros(120, "float32"), epochs=2, batch_size=40, verbose=0)
 ''',
-        expect=dict(phase={"backward"}, first_op={"SqrtGrad"}, layer="distance", line_contains="siamese.fit(",
+        expect=dict(phase={"backward"}, first_op={"SqrtGrad"}, layer="distance", line_contains="tf.norm(anchor - positive",
                     forward_line_contains="tf.norm(anchor - positive",
                     status={"nonfinite"}, any_cause={"nondifferentiable_point"})),
     Scenario(
@@ -539,7 +541,7 @@ model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(16, activation=
 model.compile(optimizer="adam", loss="mse")
 model.fit(X, y, epochs=2, batch_size=32, verbose=0)
 ''',
-        expect=dict(phase={"backward"}, first_op={"Pow"}, layer="standardize", line_contains="model.fit(",
+        expect=dict(phase={"backward"}, first_op={"Pow"}, layer="standardize", line_contains="** 0.5",
                     forward_line_contains="keepdims=True) ** 0.5",
                     status={"nonfinite"}, any_cause={"nondifferentiable_point"})),
     Scenario(
