@@ -54,12 +54,18 @@ VARIABLE_WRITES = frozenset({"AssignVariableOp", "AssignAddVariableOp", "AssignS
                              "ResourceScatterUpdate", "ResourceScatterAdd", "ResourceScatterSub",
                              "ResourceScatterNdUpdate", "ResourceScatterNdAdd", "ResourceScatterNdSub"})
 
-# Ops that are finite at points where their gradient is not (sqrt and norms at 0, log at 0 under a
-# where, pow with a fractional exponent at 0, acos/asin at +-1, division by a value that a where
-# masks): the engine keeps their forward line, so a NaN born in their gradient names it.
-GRADIENT_RISK_OPS = frozenset({"Sqrt", "Rsqrt", "Log", "Log1p", "Pow", "RealDiv", "Div", "Reciprocal", "Inv",
-                               "Acos", "Asin", "Atanh", "Acosh", "Lgamma", "Digamma", "Xlogy", "Xdivy",
-                               "EuclideanNorm", "Abs", "Softplus", "Atan2", "Tan"})
+# Softmax ops: over a row whose every entry is -inf they make NaN (a fully masked row).
+SOFTMAX_OPS = frozenset({"Softmax", "LogSoftmax"})
+
+# Forward ops that are finite at points where their derivative is not (sqrt and norms at 0, pow with an
+# exponent below 1 at 0, acos/asin at +-1, log at a denormal, lgamma at a pole).
+NONDIFFERENTIABLE_OPS = frozenset({"Sqrt", "Rsqrt", "Pow", "EuclideanNorm", "Abs", "Acos", "Asin", "Atanh",
+                                   "Acosh", "Log", "Log1p", "Xlogy", "Lgamma", "Digamma", "Atan2"})
+
+# Ops whose gradient can be non-finite where they are finite (the above, and divisions by a value
+# that a where masks): the engine keeps their forward line, so a NaN born in their gradient names it.
+GRADIENT_RISK_OPS = NONDIFFERENTIABLE_OPS | frozenset({"RealDiv", "Div", "Reciprocal", "Inv", "Xdivy",
+                                                       "Softplus", "Tan"})
 
 # Ops that read only a tensor's shape or size: consuming a non-finite value, they absorb nothing.
 SHAPE_OPS = frozenset({"Shape", "ShapeN", "Size", "Rank", "BroadcastGradientArgs", "ZerosLike", "OnesLike",

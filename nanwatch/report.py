@@ -87,7 +87,7 @@ class Report:
     def _log_schema_check(self, path: str) -> None:
         """Validate to_dict() against schema 1 and log the verdict; never raises into the user's run."""
         try:
-            from .schema import validate_report
+            from .schema_json import validate_report
             data = self.to_dict()
             try:
                 errors = validate_report(data)

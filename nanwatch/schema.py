@@ -5,8 +5,8 @@ module by scripts/gen_schema.py) and the TypeScript sidebar (checked against tho
 its cause titles generated into labextension/src/causes.ts) all take their enums, cause ids (with
 their titles) and limits from here, so the copies cannot drift apart again.
 Standard library only: no TensorFlow, no numpy, no jsonschema at import time. The records become
-JSON Schema (and values are validated against it) in nanwatch/schema_json.py, which the four functions
-at the end of this module import when first called.
+JSON Schema (and values are validated against it) in nanwatch/schema_json.py, which builds on this
+module (import it for report_json_schema, comm_json_schema, validate_report, validate_message).
 """
 
 import math
@@ -371,28 +371,3 @@ KERNEL_MESSAGES = (RunStartedMessage, ProgressMessage, FirstNonfiniteMessage, Ru
                    SnapshotMessage, ResetMessage)
 FRONTEND_MESSAGES = (HelloMessage,)
 MESSAGE_TYPES = {get_type_hints(m)["type"].__args__[0]: m for m in KERNEL_MESSAGES + FRONTEND_MESSAGES}
-
-
-# JSON Schema and validation: nanwatch/schema_json.py, imported when first needed
-def report_json_schema() -> dict:
-    """The JSON Schema of `Report.to_dict()` (docs/schema/report.v1.schema.json)."""
-    from .schema_json import report_json_schema as build
-    return build()
-
-
-def comm_json_schema() -> dict:
-    """The JSON Schema of the comm messages (docs/schema/comm.v1.schema.json): any one message."""
-    from .schema_json import comm_json_schema as build
-    return build()
-
-
-def validate_report(report: Any) -> list[str]:
-    """What is wrong with `report` (a `Report.to_dict()`) against schema 1; [] when valid (needs jsonschema)."""
-    from .schema_json import validate_report as check
-    return check(report)
-
-
-def validate_message(message: Any) -> list[str]:
-    """What is wrong with one comm message (either direction) against comm schema 1; [] when valid."""
-    from .schema_json import validate_message as check
-    return check(message)

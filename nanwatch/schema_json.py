@@ -1,8 +1,8 @@
 """Schema 1 as JSON Schema: built from the typed records of nanwatch/schema.py, and checked against.
 
-`nanwatch.schema` re-exports the four public functions (report_json_schema, comm_json_schema,
-validate_report, validate_message), importing this module only when one is called; here the records
-(TypedDicts), enums and limits of schema.py become JSON Schema 2020-12 documents
+Its four public functions (report_json_schema, comm_json_schema, validate_report, validate_message)
+are imported from here (nanwatch.schema stays free of them, so the two do not import each other):
+the records (TypedDicts), enums and limits of schema.py become JSON Schema 2020-12 documents
 (scripts/gen_schema.py writes them to docs/schema/). Standard library only, except validation,
 which imports the jsonschema package when first used (test time).
 """

@@ -20,7 +20,7 @@ from typing import is_typeddict
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nanwatch import schema  # noqa: E402
+from nanwatch import schema, schema_json  # noqa: E402
 from nanwatch.report import MIME_TYPE  # noqa: E402
 
 REPORT_JSON = "docs/schema/report.v1.schema.json"
@@ -81,7 +81,7 @@ def markdown(report: dict, comm: dict) -> str:
         f"`Report.to_dict()` (also `nanwatch.last_report().to_dict()` and the `{MIME_TYPE}` output of a cell) "
         f"follows [{REPORT_JSON}]({REPORT_JSON.replace('docs/', '')}); the sidebar's comm messages follow "
         f"[{COMM_JSON}]({COMM_JSON.replace('docs/', '')}). Both are JSON Schema 2020-12, generated from the "
-        "typed records of `nanwatch/schema.py`; `nanwatch.schema.validate_report(d)` and "
+        "typed records of `nanwatch/schema.py`; `nanwatch.schema_json.validate_report(d)` and "
         "`validate_message(m)` check a value against them (they need the `jsonschema` package).",
         "",
         "Floats that JSON cannot carry travel as strings: NaN as `\"nan\"`, infinities as `\"inf\"` / "
@@ -147,7 +147,7 @@ def causes_ts(titles: dict[str, str]) -> str:
 
 def outputs() -> dict[str, str]:
     """{path relative to the repository: the text it must hold}."""
-    report, comm = schema.report_json_schema(), schema.comm_json_schema()
+    report, comm = schema_json.report_json_schema(), schema_json.comm_json_schema()
     return {REPORT_JSON: json.dumps(report, indent=2) + "\n", COMM_JSON: json.dumps(comm, indent=2) + "\n",
             MARKDOWN: markdown(report, comm), CAUSES_TS: causes_ts(schema.CAUSE_TITLES)}
 

@@ -54,7 +54,7 @@ class SchemaLog:
                 entry = {"run_id": f"<unreadable line at byte {start}>", "valid": False, "errors": [text]}
             if entry.get("valid") is None and isinstance(entry.get("report"), dict):
                 # logged where jsonschema is missing (the TF 2.15 venv): validated here instead
-                from nanwatch.schema import validate_report
+                from nanwatch.schema_json import validate_report
                 errors = validate_report(entry["report"])
                 entry = {"run_id": entry.get("run_id"), "valid": not errors, "errors": errors}
             run = runs.setdefault(str(entry.get("run_id")), {"valid": True, "errors": [], "test": test})

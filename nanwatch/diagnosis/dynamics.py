@@ -285,15 +285,6 @@ def _growth_text(a: dict) -> str:
     return "; ".join(parts)
 
 
-def candidates(evidence) -> list:
-    """Diagnosis candidates {cause, confidence, evidence, fix} from the dynamics (post-NaN or not), for
-    an `Evidence` or a dict of its fields. `diagnose` calls `explosion_candidates` on the analysis it
-    already has."""
-    from .context import Context  # the evidence is read one way; context imports this module
-    ctx = Context(evidence)
-    return explosion_candidates(ctx.dyn, ctx.optimizer)
-
-
 def explosion_candidates(a: dict, optimizer: dict | None) -> list:
     """learning_rate_too_high / exploding_gradients from an `analyze` result, when the run exploded."""
     exploded = a["explosion"] or (a["nonfinite_step"] is not None and a["rising_run"] >= 3

@@ -15,14 +15,12 @@ from ..numfmt import EVIDENCE, fmt, num
 from ..ops import DIV_OPS, SQRT_OPS
 from . import dynamics as dyn
 from . import rewrite
+from .. import ops
 from .context import Context, cand
 from .data_checks import FEATURE_ROLES, column_label
 
-MASK_OPS = frozenset({"Softmax", "LogSoftmax"})
-# forward ops that are finite at points where their derivative is not (sqrt and norms at 0, pow with an
-# exponent below 1 at 0, acos/asin at +-1, log at a denormal, lgamma at a pole)
-NONDIFFERENTIABLE_OPS = frozenset({"Sqrt", "Rsqrt", "Pow", "EuclideanNorm", "Abs", "Acos", "Asin", "Atanh",
-                                   "Acosh", "Log", "Log1p", "Xlogy", "Lgamma", "Digamma", "Atan2"})
+MASK_OPS = ops.SOFTMAX_OPS
+NONDIFFERENTIABLE_OPS = ops.NONDIFFERENTIABLE_OPS
 # optimizers whose update divides by sqrt(v) + epsilon (or v + epsilon)
 EPSILON_OPTIMIZERS = frozenset({"Adam", "AdamW", "Adamax", "Nadam", "RMSprop", "Adagrad", "Adadelta", "Lamb"})
 KERAS_EPSILON = "1e-7"   # the default epsilon of every one of them in Keras 3 (Lamb: 1e-6)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nanwatch import schema
+from nanwatch import schema, schema_json
 from nanwatch.comm import CommBroadcaster
 from nanwatch.sinks import Sink
 
@@ -42,7 +42,7 @@ class Channel:
 
     def hello(self):
         hello = {"v": 1, "type": "hello"}
-        assert schema.validate_message(hello) == []
+        assert schema_json.validate_message(hello) == []
         self._on_msg({"content": {"comm_id": self.comm_id, "data": hello}})
 
 
@@ -98,7 +98,7 @@ def test_every_message_of_a_run_is_valid(name):
     active = [m["active"] for m in channel.sent if m["type"] == "snapshot" and m["active"] is not None]
     assert active, "no snapshot was taken mid-run"
     for message in channel.sent:
-        assert schema.validate_message(message) == [], message["type"]
+        assert schema_json.validate_message(message) == [], message["type"]
 
 
 def test_long_runs_stay_within_the_schema_limits():
@@ -128,7 +128,7 @@ def test_long_runs_stay_within_the_schema_limits():
     assert len(finished[-1]["report"]["layers"][0]["history"]) == schema.MAX_HISTORY
     assert len(snapshot["runs"]) == schema.MAX_RUNS
     for message in channel.sent:
-        assert schema.validate_message(message) == [], message["type"]
+        assert schema_json.validate_message(message) == [], message["type"]
 
 
 def test_a_run_started_without_the_cell_id_would_be_caught():
@@ -139,7 +139,7 @@ def test_a_run_started_without_the_cell_id_would_be_caught():
     broadcaster.run_started({"run_id": "r1", "cell": 1, "mode": "fast", "started": 1.0})
     broadcaster.run_started({"run_id": "r2", "cell": 1, "cell_id": None, "mode": "auto", "started": 1.0})
     broadcaster.run_started({"run_id": "r3", "cell": 1, "cell_id": "abc", "mode": "exact", "started": 1.0})
-    verdicts = [schema.validate_message(m) for m in channel.sent]
+    verdicts = [schema_json.validate_message(m) for m in channel.sent]
     assert verdicts[0] and any("cell_id" in e for e in verdicts[0])
     assert verdicts[1] and any(e.startswith("run/mode") for e in verdicts[1])
     assert verdicts[2] == []

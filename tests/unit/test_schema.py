@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from nanwatch import comm, schema
+from nanwatch import comm, schema, schema_json
 from nanwatch.report import SCHEMA_LOG_ENV, Report
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,22 +77,22 @@ def test_cause_ids_are_the_diagnosis_causes_and_its_error_warning():
     from nanwatch.diagnosis import CAUSES
     assert set(schema.CAUSE_IDS) == set(CAUSES) | {"diagnosis_error"}
     assert len(schema.CAUSE_IDS) == len(set(schema.CAUSE_IDS))
-    assert schema.report_json_schema()["$defs"]["CauseId"]["enum"] == list(schema.CAUSE_IDS)
+    assert schema_json.report_json_schema()["$defs"]["CauseId"]["enum"] == list(schema.CAUSE_IDS)
     assert schema.CAUSE_IDS == tuple(schema.CAUSE_TITLES) and schema.CAUSE_IDS[-1] == "diagnosis_error"
     assert all(isinstance(t, str) and t.strip() for t in schema.CAUSE_TITLES.values())
-    for doc in (schema.report_json_schema(), schema.comm_json_schema()):
+    for doc in (schema_json.report_json_schema(), schema_json.comm_json_schema()):
         assert doc["x-nanwatch-cause-titles"] == schema.CAUSE_TITLES
 
 
 def test_schemas_carry_the_limits_the_kernel_uses():
-    for doc in (schema.report_json_schema(), schema.comm_json_schema()):
+    for doc in (schema_json.report_json_schema(), schema_json.comm_json_schema()):
         assert doc["x-nanwatch-limits"] == schema.LIMITS
     assert (comm.MAX_RUNS, comm.MAX_STEPS, comm.MAX_HISTORY) == (schema.MAX_RUNS, schema.MAX_STEPS, schema.MAX_HISTORY)
     assert schema.LIMITS["MAX_HISTORY"] == 200
 
 
 def test_comm_schema_lists_every_message_once():
-    messages = schema.comm_json_schema()["x-nanwatch-messages"]
+    messages = schema_json.comm_json_schema()["x-nanwatch-messages"]
     assert list(messages["kernel_to_frontend"]) == ["run_started", "progress", "first_nonfinite", "run_finished",
                                                    "snapshot", "reset"]
     assert list(messages["frontend_to_kernel"]) == ["hello"]
@@ -118,9 +118,9 @@ def test_json_safe():
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
 def test_real_reports_and_their_messages_validate(path):
     fixture = json.loads(path.read_text())
-    assert schema.validate_report(fixture["report"]) == []
+    assert schema_json.validate_report(fixture["report"]) == []
     for message in fixture["messages"]:
-        assert schema.validate_message(message) == [], message["type"]
+        assert schema_json.validate_message(message) == [], message["type"]
 
 
 def test_there_are_real_fixtures_of_each_kind():
@@ -136,7 +136,7 @@ def test_a_report_built_through_report_validates():
                      "grad_norm": float("inf")}]
     report.first_nonfinite = _fixture("nan_in_model")["report"]["first_nonfinite"]
     report.diagnosis = [{"cause": "log_of_nonpositive", "confidence": 0.9, "evidence": "e", "fix": "f"}]
-    assert schema.validate_report(report.finish().to_dict()) == []
+    assert schema_json.validate_report(report.finish().to_dict()) == []
 
 
 @pytest.mark.parametrize("change, where", [
@@ -156,18 +156,18 @@ def test_a_report_built_through_report_validates():
 ])
 def test_a_wrong_report_is_invalid_and_the_error_says_where(change, where):
     report = copy.deepcopy(_fixture("nan_in_data")["report"])
-    assert schema.validate_report(report) == []
+    assert schema_json.validate_report(report) == []
     change(report)
-    errors = schema.validate_report(report)
+    errors = schema_json.validate_report(report)
     assert errors and any(e.startswith(where) for e in errors), errors
 
 
 def test_a_wrong_message_is_invalid():
-    assert schema.validate_message({"v": 1, "type": "hello"}) == []
-    assert schema.validate_message({"v": 1, "type": "hello", "code": "x"}) != []
-    assert schema.validate_message({"v": 2, "type": "reset"}) != []
-    assert schema.validate_message({"v": 1, "type": "eval"}) != []
-    assert schema.validate_message({"v": 1, "type": "run_started", "run": {"run_id": "r", "cell": 1,
+    assert schema_json.validate_message({"v": 1, "type": "hello"}) == []
+    assert schema_json.validate_message({"v": 1, "type": "hello", "code": "x"}) != []
+    assert schema_json.validate_message({"v": 2, "type": "reset"}) != []
+    assert schema_json.validate_message({"v": 1, "type": "eval"}) != []
+    assert schema_json.validate_message({"v": 1, "type": "run_started", "run": {"run_id": "r", "cell": 1,
                                                                          "mode": "fast", "started": 1.0}}) != []
 
 
@@ -200,7 +200,7 @@ def test_without_jsonschema_finish_logs_the_report_and_the_plugin_validates_it(t
 
     log = tmp_path / "schema.jsonl"
     monkeypatch.setenv(SCHEMA_LOG_ENV, str(log))
-    monkeypatch.setattr(schema, "validate_report", no_jsonschema)
+    monkeypatch.setattr(schema_json, "validate_report", no_jsonschema)
     good = Report().finish()
     bad = Report()
     bad.first_nonfinite = {"op_type": "Log"}
