@@ -156,6 +156,12 @@ class WatchSession:
 
     # --- the end ------------------------------------------------------------------------------------
     def _finish(self):
+        try:
+            self._complete_report()
+        finally:
+            self.recorder.release_gc()
+
+    def _complete_report(self):
         report, evidence = self.report, self.recorder.evidence
         if self.probe is not None:
             self.recorder.left_over(self.probe.eager.left_over())
