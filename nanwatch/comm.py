@@ -198,7 +198,7 @@ class CommBroadcaster(Sink):
             active = None
             if self._active is not None:
                 a = self._active
-                active = {"run": a["run"], "steps": _clean(list(a["steps"])), "layers": a["layers"],
+                active = {"run": a["run"], "steps": _clean(list(a["steps"])), "layers": self._active_layers(),
                           "first_nonfinite": a["first_nonfinite"], "diagnosis": a["diagnosis"]}
             return {"v": PROTOCOL_VERSION, "type": "snapshot", "runs": list(self._runs), "active": active}
 
@@ -210,7 +210,11 @@ class CommBroadcaster(Sink):
     @property
     def active(self) -> dict | None:
         with self._lock:
-            return None if self._active is None else dict(self._active)
+            if self._active is None:
+                return None
+            active = dict(self._active, layers=self._active_layers())
+            active.pop("layers_raw", None)
+            return active
 
     def reset(self) -> None:
         """Forget every run of this kernel and tell the sidebars to clear (``%nanwatch reset``)."""
@@ -249,12 +253,22 @@ class CommBroadcaster(Sink):
             self._maybe_progress()
 
     def layers(self, records: list) -> None:
+        """Kept raw: trimmed and made JSON-safe only when sent (at most one progress message per
+        interval), not at every statistics step."""
         with self._lock:
             if self._active is None:
                 return
-            self._active["layers"] = _trim_layers(_clean(records))
+            self._active["layers"] = None
+            self._active["layers_raw"] = records
             self._layers_dirty = True
             self._maybe_progress()
+
+    def _active_layers(self) -> list:
+        """The active run's latest layer records, trimmed and JSON-safe (cleaned once per change)."""
+        a = self._active
+        if a["layers"] is None:
+            a["layers"] = _clean(_trim_layers(a.get("layers_raw") or []))
+        return a["layers"]
 
     def first_nonfinite(self, first: dict, diagnosis: list) -> None:
         with self._lock:
@@ -295,7 +309,7 @@ class CommBroadcaster(Sink):
             return
         msg = {"v": PROTOCOL_VERSION, "type": "progress", "run_id": self._active["run"]["run_id"],
                "steps": _clean(self._pending_steps),
-               "layers": self._active["layers"] if self._layers_dirty else None}
+               "layers": self._active_layers() if self._layers_dirty else None}
         self._pending_steps = []
         self._layers_dirty = False
         self._last_progress = self._clock()

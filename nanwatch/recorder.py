@@ -22,6 +22,7 @@ from .engine.detection import Detection, NonFiniteFound
 from .engine.events import RunEvents
 from .engine.frames import Where
 from .evidence import Evidence
+from .series import history_series
 from .sinks import SinkSet
 
 # Keras call -> schema.CallKind of its steps. The *_on_batch forms run one step on the batch given
@@ -60,6 +61,7 @@ class Recorder(RunEvents):
         self._loss_scales: dict = {}          # id(model) -> last dynamic loss scale (LossScaleOptimizer)
         self._announced = False
         self._gc_was_enabled = None           # set while the full GC is held (see _hold_gc)
+        self._histories: dict = {}            # layer -> its history points (a bounded series)
 
     def attach(self, probe, layer_stats):
         self.probe = probe
@@ -174,7 +176,7 @@ class Recorder(RunEvents):
         if grad_norms is not None:
             record["grad_norm"] = float(np.sqrt(np.sum(np.square(grad_norms))))
         if kind == "train" and self.layer_stats is not None and self.layer_stats.due(step):
-            records = self.layer_stats.take(model, step, grad_norms, self.note)
+            records = self._with_histories(self.layer_stats.take(model, step, grad_norms, self.note))
             if records:
                 self.report.layers = records
                 self.publish("layers", records)
@@ -185,6 +187,18 @@ class Recorder(RunEvents):
         self.report.steps.append(record)
         self.publish("step", record)
         return record
+
+    def _with_histories(self, records: list) -> list:
+        """Each layer record's `point` appended to its layer's history (bounded, nanwatch/series.py),
+        the record given the history's sample and how it was sampled."""
+        for record in records:
+            history = self._histories.get(record["layer"])
+            if history is None:
+                history = self._histories[record["layer"]] = history_series()
+            history.append(record.pop("point"))
+            record["history"] = history.records()
+            record["history_sampling"] = history.sampling()
+        return records
 
     def tape_step(self, loss, grad_norm):
         record = {"step": self.tape_steps, "epoch": None, "phase": "train", "loss": loss, "metrics": {},

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .schema import MAX_SAVED_POINTS, SCHEMA_VERSION, Mode, Status, json_safe
+from .series import BoundedSeries, step_series
 
 # Custom mime type of a report in a cell's outputs: the sidebar and the headless runner read it.
 MIME_TYPE = "application/vnd.nanwatch.report.v1+json"
@@ -53,7 +54,8 @@ class Report:
     first_nonfinite: dict | None = None
     diagnosis: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
-    steps: list = field(default_factory=list)
+    # a bounded sample of the step records, every anomaly whole (nanwatch/series.py); a list works too
+    steps: Any = field(default_factory=step_series)
     layers: list = field(default_factory=list)
     info: list = field(default_factory=list)
     notes: list = field(default_factory=list)
@@ -114,29 +116,33 @@ class Report:
 
     # --- the contract ---------------------------------------------------------------
     def to_dict(self) -> dict:
-        steps = [s.get("step") for s in self.steps if s.get("step") is not None]
-        epochs = [s.get("epoch") for s in self.steps if s.get("epoch") is not None]
+        records = list(self.steps)
+        steps = [s.get("step") for s in records if s.get("step") is not None]
+        epochs = [s.get("epoch") for s in records if s.get("epoch") is not None]
+        run = {
+            "id": self.run_id,
+            "cell": self.cell,
+            "started": self.started,
+            "duration_s": self.duration_s,
+            "nan_to_report_s": self.nan_to_report_s,
+            "steps": (max(steps) + 1) if steps else 0,
+            "epochs": (max(epochs) + 1) if epochs else 0,
+            "stopped": self.stopped,
+            "notes": list(self.notes),
+            "error": self.error,
+            "watched": self.watched,
+        }
+        if isinstance(self.steps, BoundedSeries):
+            run["step_sampling"] = self.steps.sampling()
         return json_safe({
             "schema": SCHEMA_VERSION,
             "status": self.status,
             "mode": self.mode,
-            "run": {
-                "id": self.run_id,
-                "cell": self.cell,
-                "started": self.started,
-                "duration_s": self.duration_s,
-                "nan_to_report_s": self.nan_to_report_s,
-                "steps": (max(steps) + 1) if steps else 0,
-                "epochs": (max(epochs) + 1) if epochs else 0,
-                "stopped": self.stopped,
-                "notes": list(self.notes),
-                "error": self.error,
-                "watched": self.watched,
-            },
+            "run": run,
             "first_nonfinite": copy.deepcopy(self.first_nonfinite),
             "diagnosis": copy.deepcopy(self.diagnosis),
             "warnings": copy.deepcopy(self.warnings),
-            "steps": copy.deepcopy(self.steps),
+            "steps": records,
             "layers": copy.deepcopy(self.layers),
             "info": list(self.info),
         })

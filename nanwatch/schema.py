@@ -77,7 +77,7 @@ CAUSE_IDS = tuple(CAUSE_TITLES)
 
 # Limits shared by the kernel and the sidebar (exported to the JSON Schemas as "x-nanwatch-limits").
 MAX_RUNS = 50             # reports kept in kernel memory (and in the sidebar) for late frontends
-MAX_STEPS = 500           # step records kept per run for the sidebar (the Report keeps all)
+MAX_STEPS = 500           # step records kept per run for the sidebar (the Report keeps a bounded sample)
 MAX_HISTORY = 200         # history entries kept per layer for the sidebar
 MAX_PROGRESS_STEPS = 200  # step records carried by one progress message
 MAX_SAVED_POINTS = 300    # steps / history points kept in a saved notebook output
@@ -236,6 +236,17 @@ class WarningRecord(TypedDict):
     fix: str
 
 
+class SeriesSampling(TypedDict):
+    """How a series (`steps`, a layer's `history`) was cut to a bounded sample: docs/design.md, long runs."""
+    recorded: Annotated[int, Doc("records made in the run")]
+    kept: Annotated[int, Doc("records in the sample")]
+    head: Annotated[int, Doc("the first records, all kept")]
+    tail: Annotated[int, Doc("the last records, all kept")]
+    stride: Annotated[int, Doc("between head and tail, one record in `stride` kept (1: all)")]
+    notable: Annotated[int, Doc("notable records kept for themselves (spikes and their neighbours)")]
+    notable_dropped: Annotated[int, Doc("weaker notable records dropped to keep the sample bounded")]
+
+
 class StepRecord(TypedDict):
     """One step (a batch) of a Keras call or a custom loop."""
     step: Opt[int]
@@ -254,8 +265,7 @@ class HistoryPoint(TypedDict):
     activation_norm: Opt[float]
 
 
-class LayerRecord(TypedDict):
-    """The latest statistics of one layer's weights and gradients, with their history."""
+class _LayerRecord(TypedDict):
     layer: str
     weight_norm: Opt[float]
     grad_norm: Opt[float]
@@ -266,11 +276,15 @@ class LayerRecord(TypedDict):
     std: Opt[float]
     nan: Opt[int]
     inf: Opt[int]
-    history: list[HistoryPoint]
+    history: Annotated[list[HistoryPoint], Doc("a bounded sample of the points: see history_sampling")]
 
 
-class RunSummary(TypedDict):
-    """`report.run`: the run as a whole."""
+class LayerRecord(_LayerRecord, total=False):
+    """The latest statistics of one layer's weights and gradients, with their history."""
+    history_sampling: Annotated[SeriesSampling, Doc("which points `history` kept (absent in older reports)")]
+
+
+class _RunSummary(TypedDict):
     id: str
     cell: Annotated[Opt[int], Doc("the cell's execution count")]
     started: Annotated[float, Doc("time.time() at the start")]
@@ -284,6 +298,11 @@ class RunSummary(TypedDict):
     watched: Annotated[bool, Doc("false when TensorFlow is missing or too old: nothing was checked")]
 
 
+class RunSummary(_RunSummary, total=False):
+    """`report.run`: the run as a whole."""
+    step_sampling: Annotated[SeriesSampling, Doc("which step records `steps` kept (absent in older reports)")]
+
+
 class Report(TypedDict):
     """`Report.to_dict()`: what one watched run found. Every key is always present."""
     schema: Literal[1]
@@ -293,7 +312,8 @@ class Report(TypedDict):
     first_nonfinite: Opt[FirstNonfinite]
     diagnosis: Annotated[list[Diagnosis], Doc("ranked, most likely first; empty when the run stayed finite")]
     warnings: list[WarningRecord]
-    steps: list[StepRecord]
+    steps: Annotated[list[StepRecord], Doc("a bounded sample of the step records, every anomaly whole: see "
+                                           "run.step_sampling")]
     layers: list[LayerRecord]
     info: Annotated[list[str], Doc("worth knowing, not alarms (never change the status)")]
 

@@ -17,7 +17,7 @@ import weakref
 
 import numpy as np
 
-from . import stats, step_failure
+from . import readback, stats, step_failure
 from .step_failure import WEIGHTS_WRITTEN
 from .batches import bad_batch_detection, numpy_structure
 from .frames import resolve
@@ -157,12 +157,16 @@ class StepRunner:
 
     def finish_step(self, model, kind, step, outputs, data, flavour):
         """Statistics of a step that ran; in fast mode, the sentinel's verdict."""
-        outputs, grad_sq, ok = _split_extras(outputs)
+        outputs, grad_sq, ok, packed = _split_extras(outputs)
+        logs = outputs
+        read = readback.unpack(model, kind, packed) if packed is not None else None
+        if read is not None:   # one read for the logs, the gradients' squares and the verdict
+            logs, grad_sq, ok = read
         norms = None
         if grad_sq is not None:
             sq = stats.to_numpy(grad_sq)
             norms = np.sqrt(2.0 * sq.astype(np.float64)) if sq is not None else None
-        record = self.events.step_ended(model, kind, step, outputs, norms)
+        record = self.events.step_ended(model, kind, step, logs, norms)
         if flavour == "fast":
             scaled = loss_scaled(model)
             reason = _sentinel_verdict(kind, outputs, record, ok, scaled)
@@ -170,7 +174,7 @@ class StepRunner:
                                                  update_skipped=ok is not None and not scaled,
                                                  alarm=reason != SQUARES_OVERFLOW):
                 # --no-stop: apply the skipped step unchecked, as the user's own run would have
-                outputs, _, _ = _split_extras(self.plain_function(model, kind)(data))
+                outputs = _split_extras(self.plain_function(model, kind)(data))[0]
         return outputs
 
     def _sentinel_tripped(self, model, kind, data, step, reason, update_skipped, alarm) -> bool:
@@ -240,9 +244,18 @@ def _traced(model, kind, flavour):
         with _capturing_gradients(model, skip_nonfinite=sentinel) as captured:
             outputs = strategy.run(step_fn, args=(data,))
         outputs = reduce_per_replica(outputs, strategy, reduction="concat" if kind == "predict" else "auto")
-        if kind == "train" and captured.get("sq") is not None:
+        sq = captured.get("sq") if kind == "train" else None
+        if sq is not None:
             outputs = dict(outputs) if isinstance(outputs, dict) else {"outputs": outputs}
-            outputs[_GRAD_KEY] = captured["sq"]
+        if kind != "predict" and isinstance(outputs, dict) and strategy.num_replicas_in_sync == 1:
+            with paused_current():   # nanwatch's own ops: an overflowing square is not checked
+                packed = readback.pack(model, kind, outputs, sq, captured["ok"] if sentinel else None)
+            if packed is not None:
+                outputs = dict(outputs)
+                outputs[readback.PACK_KEY] = packed
+                return outputs
+        if sq is not None:
+            outputs[_GRAD_KEY] = sq
             if sentinel:
                 outputs[_OK_KEY] = captured["ok"]
         return outputs
@@ -374,11 +387,13 @@ class _Unchecked:
 
 
 def _split_extras(outputs):
-    """(logs, per-variable gradient sum of squares / 2, all-finite flag) from a step's outputs."""
-    if isinstance(outputs, dict) and (_GRAD_KEY in outputs or _OK_KEY in outputs):
+    """(logs, per-variable gradient sum of squares / 2, all-finite flags, the packed read) from a
+    step's outputs."""
+    if isinstance(outputs, dict) and (_GRAD_KEY in outputs or _OK_KEY in outputs or readback.PACK_KEY in outputs):
         outputs = dict(outputs)
-        return outputs, outputs.pop(_GRAD_KEY, None), outputs.pop(_OK_KEY, None)
-    return outputs, None, None
+        return (outputs, outputs.pop(_GRAD_KEY, None), outputs.pop(_OK_KEY, None),
+                outputs.pop(readback.PACK_KEY, None))
+    return outputs, None, None, None
 
 
 def _sentinel_verdict(kind, outputs, record, ok, scaled) -> str | None:

@@ -25,7 +25,6 @@ class LayerStatistics:
         self.layers = layers              # LayerIndex
         self.every = every                # --stats-every N, or None for the budgeted default
         self.detached = detached          # context manager: nanwatch's own reads, neither instrumented nor checked
-        self.history: dict = {}           # layer -> [{step, weight_norm, grad_norm, activation_norm}]
         self._variables: dict = {}        # id(model) -> [(variable, layer)] for this call
         self._started = None              # perf_counter at the first statistics
         self._spent = 0.0                 # seconds spent on statistics (after the first call)
@@ -47,7 +46,8 @@ class LayerStatistics:
         return self._spent <= BUDGET * (now - self._started)
 
     def take(self, model, step, grad_norms, note) -> list:
-        """The layer records (schema 1 `layers`) at this step; [] if none could be read."""
+        """The layer records (schema 1 `layers`) at this step, each with its history `point` in place of
+        the history; [] if none could be read."""
         started = time.perf_counter()
         records = self._records(model, step, grad_norms, note)
         if self._calls:   # the first call may trace the reading function: not a steady cost
@@ -92,11 +92,10 @@ class LayerStatistics:
             point = {"step": step, "weight_norm": float(np.sqrt(e["sq"])),
                      "grad_norm": float(np.sqrt(e["g2"])) if e["g2"] is not None else None,
                      "activation_norm": None}
-            history = self.history.setdefault(layer, [])
-            history.append(point)
+            # the recorder keeps each layer's history (a bounded series) and puts it in the record
             records.append({"layer": layer, "weight_norm": point["weight_norm"], "grad_norm": point["grad_norm"],
                             "activation_norm": None, "min": e["min"], "max": e["max"], "mean": mean, "std": std,
-                            "nan": e["nan"], "inf": e["inf"], "history": history})
+                            "nan": e["nan"], "inf": e["inf"], "point": point})
         return records
 
 
