@@ -31,7 +31,8 @@ Thresholds:
   while the last gradient norm is still >= 10x its baseline (Keras logs the loss as the epoch's
   running mean, so after one bad batch the loss stays high while the per-step gradient is back).
 - learning-rate signature: a weight norm multiplied >= 5x in one step before the gradient
-  exploded, or (SGD) lr * |g| / |w| >= 5 at step 0, or an unusual learning rate (SGD >= 1.0,
+  exploded (between neighbouring history points: a long run's history is a sample that keeps such
+  a jump with the point before it, nanwatch/series.py), or (SGD) lr * |g| / |w| >= 5 at step 0, or an unusual learning rate (SGD >= 1.0,
   adaptive optimizers >= 0.1).
 """
 
@@ -55,6 +56,7 @@ LOSS_FACTOR = 100.0
 LOSS_SUSTAIN = 10.0
 WEIGHT_JUMP = 5.0
 SGD_UPDATE_RATIO = 5.0
+SAMPLED_GAP = 4   # history points further apart than 4x the smallest gap were sampled apart
 
 
 def finite(v) -> bool:
@@ -196,7 +198,12 @@ def analyze(steps, layers=None, optimizer=None, dtype_policy=None, layer_classes
         hist = [h for h in rec.get("history") or [] if h.get("step") is not None]
         name = rec.get("layer")
         W = [(h["step"], num(h.get("weight_norm"))) for h in hist if finite(h.get("weight_norm"))]
+        # a long run's history is a sample (nanwatch/series.py): two points far apart in its thinned middle
+        # are not one update; a jump of WEIGHT_JUMP is always kept with the point before it
+        gap = min((s1 - s0 for (s0, _), (s1, _) in zip(W, W[1:]) if s1 > s0), default=1)
         for (s0, w0), (s1, w1) in zip(W, W[1:]):
+            if s1 - s0 > SAMPLED_GAP * gap:
+                continue
             if s1 <= horizon and w0 > 0 and w1 / w0 > out["weight_jump"]:
                 out["weight_jump"], out["weight_jump_layer"], out["weight_jump_step"] = w1 / w0, name, s0
         if out["family"] == "sgd" and lr and hist:
