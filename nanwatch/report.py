@@ -27,12 +27,25 @@ SCHEMA_LOG_ENV = "NANWATCH_SCHEMA_LOG"
 
 
 def _thin(points: list, limit: int) -> list:
-    """At most `limit` points, evenly spread, always keeping the last."""
+    """At most `limit` points: the last third of them whole, the first non-finite ones with their
+    neighbours (up to half), the rest evenly spread."""
     if len(points) <= limit:
         return list(points)
-    stride = len(points) / float(limit - 1)
-    picked = [points[int(i * stride)] for i in range(limit - 1)]
-    return picked + [points[-1]]
+    n = len(points)
+    keep = set(range(n - limit // 3, n))
+    bad = [i for i, p in enumerate(points) if _nonfinite(p)]
+    for i in bad[:limit // 6]:
+        keep.update(j for j in (i - 1, i, i + 1) if 0 <= j < n)
+    rest = max(limit - len(keep), 0)
+    keep.update(int(k * n / rest) for k in range(rest))
+    return [points[i] for i in sorted(keep)]
+
+
+def _nonfinite(point) -> bool:
+    """A record (JSON-safe: non-finite numbers as strings) holding a non-finite number."""
+    values = list(point.values()) + list((point.get("metrics") or {}).values()) if isinstance(point, dict) else []
+    return any(v in ("nan", "inf", "-inf") if isinstance(v, str) else isinstance(v, float) and v - v != 0.0
+               for v in values)
 
 
 def compact(data: dict, limit: int = MAX_SAVED_POINTS) -> dict:

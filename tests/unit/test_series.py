@@ -199,3 +199,18 @@ def test_a_weight_jump_in_the_thinned_middle_is_kept_with_its_neighbour():
     assert {79_990, 80_000} <= {p["step"] for p in points} and len(points) < 500
     a = D.analyze([record(0)], [{"layer": "dense", "history": points}], {"class": "Adam", "learning_rate": 0.001})
     assert a["weight_jump_step"] == 79_990 and a["weight_jump"] == pytest.approx(6.0, rel=0.01)
+
+
+def test_a_saved_output_keeps_the_first_nan_and_the_end():
+    """The notebook keeps a thinner copy (report.compact, MAX_SAVED_POINTS): there too the first
+    non-finite steps, with their neighbours, and the last steps survive."""
+    from nanwatch.report import compact
+    from nanwatch.schema import MAX_SAVED_POINTS
+
+    report = Report()
+    for r in noisy(5_000, nan_from=2_000):
+        report.steps.append(r)
+    saved = compact(report.to_dict())["steps"]
+    kept = [s["step"] for s in saved]
+    assert len(kept) <= MAX_SAVED_POINTS and kept == sorted(kept)
+    assert {1_999, 2_000, 2_001} <= set(kept) and kept[-MAX_SAVED_POINTS // 3:] == list(range(4_900, 5_000))
