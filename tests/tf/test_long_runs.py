@@ -94,8 +94,9 @@ def _reads_in_fit(steps, stats_every):
 
 
 def test_fast_mode_reads_the_device_once_per_step():
-    """Measured on 1c29b2e (before the step's reads were packed): 4 reads per step (the gradients'
-    squares, the verdict, the loss, the metric) plus 1 per statistics; now 1 + 1 per statistics."""
+    """Measured with the packing turned off (engine/readback.pack returning None: the reads one by one,
+    as before it): 4 reads per step (the gradients' squares, the verdict, the loss, the metric) plus 1
+    per statistics; now 1 + 1 per statistics."""
     short, long = _reads_in_fit(20, 10), _reads_in_fit(220, 10)
     per_step = (long.count - short.count) / 200
     assert per_step <= 1.0 + 1 / 10 + 1e-9, (per_step, long.where)
