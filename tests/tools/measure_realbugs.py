@@ -7,7 +7,8 @@ tests/tools/measure_harm.py (CHECK_READ). Per scenario, two runs:
   plain   the cell as written, with one hook: every `tf.GradientTape.gradient` target (the loss of a
           tf.function step, of an eager loop, of Keras' own train step) is counted, and the index of the
           first call whose target held NaN/Inf is kept (int64 variables and `is_finite` only: no float op is
-          added). After the cell, every tf.Variable / Keras weight left in the namespace is checked.
+          added). After the cell, every tf.Variable, Keras weight and compiled optimizer's
+          variable (slots) left in the namespace is checked.
   check   under tf.debugging.enable_check_numerics(): the first op that raises, its type and its cell line.
 
     .venv/bin/python tests/tools/measure_realbugs.py [--fresh] [name ...]
@@ -117,7 +118,8 @@ def _one_process(pool: dict, names: list) -> None:
                 bad = []
                 for k, v in list(ns.items()):
                     ws = [v] if isinstance(v, (tf.Variable, keras.Variable)) else (
-                        list(v.weights) if isinstance(v, keras.Model) else [])
+                        list(v.weights) + list(getattr(v.optimizer, "variables", None) or [])
+                        if isinstance(v, keras.Model) else [])
                     bad += [f"{k}:{getattr(w, 'path', '')}" for w in ws
                             if not np.isfinite(np.asarray(w.numpy(), dtype="float64")).all()]
                 out["nonfinite_variables"] = bad[:6]
