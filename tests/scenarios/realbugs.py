@@ -2,23 +2,24 @@
 
 Each scenario is a public buggy program from a benchmark of numerical bugs, ported by hand: the original's
 model, loss (hand-written math stays hand-written: Keras 3's own losses clip), optimizer, hyperparameters
-and the bug itself are kept; downloads (MNIST, FashionMNIST, make_blobs) are replaced by small seeded
-synthetic data of the same shape and range, built in the scenario's setup cell (MNIST_LIKE, BLOBS); TF1
-sessions become a tf.function step (graph), PyTorch loops an eager GradientTape loop. The originals loop
-`while True` until a checker sees NaN; a port runs a fixed number of steps (its `code` says how many).
+and the bug itself are kept; downloads (MNIST, make_blobs, make_circles, CIFAR-10) are replaced by small
+seeded synthetic data of the same shape and range, built in the scenario's setup cell (MNIST_LIKE, BLOBS,
+CIRCLES, CIFAR_LIKE); TF1 sessions become a tf.function step (graph), PyTorch loops an eager GradientTape
+loop. The originals loop `while True` until a checker sees NaN; a port runs a fixed number of steps.
+FIXED holds developers' fixes of some of them, which must run healthy.
 
 Sources (read, not copied; nothing fetched is committed):
-  GRIST   github.com/Jacob-yen/GRIST, scripts/study_case/ID_N (ESEC/FSE 2021, "Exposing numerical bugs in deep
-          learning via gradient back-propagation"): IDs 1-10 and 50-63; the `_grist.py` twins add GRIST's
-          input search, which is how the benchmark exposed most of these bugs.
+  GRIST   github.com/Jacob-yen/GRIST, scripts/study_case/ID_N (ESEC/FSE 2021), IDs 1-10 and 50-63. Its README:
+          56 of its 79 bugs were found by fuzzing inputs (GRIST, DEBAR); the `_grist.py` twins add GRIST's search.
   AUTOTRAINER  the model code collected in github.com/DeepDiagnosis/ICSE2022, "AUTOTRAINER Model Code/
-          Models_Blob.py", with DeepDiagnosis's verdicts in "DeepDiagnosis Result/Blob_Result.txt".
+          Models_Blob.py" and "Models_Circle.py", DeepDiagnosis's verdicts in "DeepDiagnosis Result/".
+  UMLAUT  github.com/BerkeleyHCI/umlaut, user_eval/eval_b.py (CHI 2021 user study).
 
-Ground truth (truth "realbugs", tests/tools/measure_realbugs.py): each scenario without nanwatch, in fresh
-processes, inter-op parallelism 1: plain (does any loss go non-finite, at which step; are weights left
-non-finite) and under tf.debugging.enable_check_numerics() (the first op that raises and its cell line).
-FACTS[name] holds what the rates (tests/tools/realbug_rates.py, docs/real-bugs.md) are scored on.
-Run by tests/scenarios/test_realbugs.py.
+Ground truth (truth "realbugs", tests/tools/measure_realbugs.py), without nanwatch, inter-op parallelism 1:
+plain (the first step whose loss is non-finite; variables, weights and optimizer slots left non-finite) and
+under tf.debugging.enable_check_numerics() (the first op that raises, its op name and cell line). Each note
+ends with its measurement; FACTS[name] holds what the rates (tests/tools/realbug_rates.py,
+docs/real-bugs.md) are scored on. Run by tests/scenarios/test_realbugs.py.
 """
 
 import dataclasses
