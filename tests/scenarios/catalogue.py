@@ -63,9 +63,14 @@ TRUTH = {
             "tfdbg2 FULL_HEALTH: every non-finite tensor in order, origins (finite inputs) marked, with cell "
             "lines and the variable writes they fed. Where (b)'s op is absorbed, `note` says which op's "
             "value reaches the sink and how that was reasoned from (a) and (c)",
+    "realbugs": "tests/tools/measure_realbugs.py: each ported program in two fresh processes without nanwatch, "
+                "inter-op parallelism 1: plain (the first step whose loss is non-finite, non-finite weights after "
+                "the cell) and under tf.debugging.enable_check_numerics() (the first op that raises, its cell "
+                "line); tests/scenarios/realbugs.py FACTS holds the results and the developer's fix",
 }
 
-CATALOGUES = {"zoo": "tests.scenarios.zoo", "core": "tests.scenarios.core", "diagnosis": "tests.scenarios.diagnosis"}
+CATALOGUES = {"zoo": "tests.scenarios.zoo", "core": "tests.scenarios.core", "diagnosis": "tests.scenarios.diagnosis",
+              "realbugs": "tests.scenarios.realbugs"}
 
 
 @dataclasses.dataclass(frozen=True)
