@@ -230,6 +230,19 @@ export class InspectorStore {
     }
   }
 
+  /** Add a finished run's report (a saved report file), and select it. Not a kernel message: the
+   * connection state is left as it is. */
+  addReport(key: string, report: IReport): boolean {
+    const state = this._states.get(key);
+    if (!state) {
+      return false;
+    }
+    this._apply(state, { v: 1, type: 'run_finished', report });
+    state.selected = report.run.id;
+    this._emit(key);
+    return true;
+  }
+
   /** The run the view shows: the selected one, else the newest. */
   current(key: string): IRunEntry | null {
     const state = this._states.get(key);
