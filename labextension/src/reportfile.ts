@@ -39,6 +39,7 @@ export async function openReportFile(contents: IContentsReader, store: Inspector
     throw new Error(`${path} is not a nanwatch report (schema 1 JSON)`);
   }
   store.add(SAVED_KEY, SAVED_LABEL);
+  store.setConnection(SAVED_KEY, 'files');
   store.addReport(SAVED_KEY, report);
   return report;
 }

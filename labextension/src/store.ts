@@ -26,7 +26,8 @@ export type ConnectionState =
   | 'connecting' // hello sent, no answer yet (the kernel may be busy)
   | 'connected' // nanwatch answered
   | 'not-loaded' // the kernel refused the comm: nanwatch is not loaded there
-  | 'restarting'; // kernel restart: runs cleared, reconnect when idle
+  | 'restarting' // kernel restart: runs cleared, reconnect when idle
+  | 'files'; // not a notebook: the reports opened from files (reportfile.ts)
 
 export type RunStatus = Status | 'running';
 

@@ -41,19 +41,23 @@ describe('saved report files', () => {
     expect(asked).toEqual([`${SCRIPT_REPORT} text`]);
     const state = store.get(SAVED_KEY)!;
     expect(state.label).toBe(SAVED_LABEL);
-    expect(state.connection).toBe('no-kernel');
+    expect(state.connection).toBe('files');
     expect(state.runs.map(r => r.id)).toEqual([report.run.id]);
     expect(store.current(SAVED_KEY)!.report!.first_nonfinite!.phase).toBe('loss');
     expect(store.get('nb')!.runs).toEqual([]);
 
     const node = renderState(document, store.get(SAVED_KEY), store.current(SAVED_KEY), handlers, { now: 0 });
     const text = node.textContent ?? '';
+    expect(node.dataset.state).toBe('files');
+    expect(node.querySelector('.nanwatch-hint-no-kernel')).toBeNull();
+    expect(node.querySelector('.nanwatch-hint-files')!.textContent).toContain('opened from JSON files');
     const source = report.first_nonfinite!.source!;
     expect(source.file).toMatch(/fit_nan\.py$/);
     expect(node.querySelector('.nanwatch-first-op')!.textContent).toBe('Log');
     expect(node.querySelector('.nanwatch-source-code')!.textContent).toBe(source.code);
     expect(node.querySelector('.nanwatch-source-link')!.textContent).toBe(`${source.file}, line ${source.line}`);
     expect(text).toContain('log_of_nonpositive');
+    expect(node.querySelector('.nanwatch-run-cell')!.textContent).toBe('fit_nan.py');   // not "Cell [ ]"
 
     // opening it again keeps one run; a second file adds one
     await openReportFile(contents(asked), store, SCRIPT_REPORT);
