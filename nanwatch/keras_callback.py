@@ -71,7 +71,8 @@ class Callback(keras.callbacks.Callback):
         if active_session() is not None:   # inside %%nanwatch or watch(): that run watches this call
             return
         frame = _call_frame(call, model)
-        session = WatchSession(self.options, cells=_cells(), sinks=[])
+        cells = _cells()
+        session = WatchSession(self.options, cells=cells, sinks=_sinks(cells))
         session.__enter__()
         run = _Run(session, model, call, frame)
         self._run = run
@@ -213,6 +214,17 @@ def _cells():
     ipython = sys.modules.get("IPython")
     cells.shell = ipython.get_ipython() if ipython is not None else None
     return cells
+
+
+def _sinks(cells) -> list:
+    """In a notebook's kernel, the sidebar sees the callback's runs as it sees the magic's."""
+    if cells.shell is None:
+        return []
+    try:
+        from .comm import CommBroadcaster
+        return [CommBroadcaster.instance()]
+    except (ImportError, AttributeError):
+        return []
 
 
 def _guard_traceback_filter(callback, run):

@@ -186,3 +186,20 @@ def test_evaluate_stops_at_the_nan_batch_and_predict_returns_every_prediction():
     first = callback.report.first_nonfinite
     assert first["phase"] == "input" and first["data"]["rows"] == [8] and first["data"]["columns"] == [2]
     assert _state(model) == before
+
+
+def test_in_a_notebook_the_report_names_the_cell_line_and_the_sidebar_sees_the_run(shell):
+    from nanwatch.comm import CommBroadcaster
+    shell.user_ns.update(nanwatch=nanwatch, keras=keras, tf=tf, data=_data)
+    code = '''x, y = data()
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, name="hidden"),
+                          keras.layers.Lambda(lambda t: tf.math.log(t), name="log_layer")])
+model.compile("sgd", "mse")
+model.fit(x, y[:, [0] * 8], epochs=2, batch_size=16, verbose=0, callbacks=[nanwatch.Callback()])'''
+    result = shell.run_cell(code)
+    assert result.success, result.error_in_exec
+    report = nanwatch.last_report()
+    source = report.first_nonfinite["source"]
+    assert source["cell"] == result.execution_count and source["line"] == 3 and source["file"] is None
+    assert CommBroadcaster.instance().runs[-1]["run"]["id"] == report.run_id
+    assert _state()["active"] is None
