@@ -118,7 +118,8 @@ class Callback(keras.callbacks.Callback):
         return bool(suppressed)
 
     def _close_if_gone(self, run):
-        if self._run is run and not _on_stack(run.frame):
+        # no frame: the callback's hooks were called by hand (a custom loop), not from a Keras call
+        if self._run is run and run.frame is not None and not _on_stack(run.frame):
             run.session.report.error = run.session.report.error or (
                 f"the Keras {run.call} ended with an exception nanwatch did not see (a KeyboardInterrupt "
                 "between steps, or Keras's traceback filtering off): the run was closed afterwards")
