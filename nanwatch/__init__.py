@@ -1,7 +1,8 @@
 """nanwatch: the first op that produced NaN/Inf in a Keras/TensorFlow cell, and why.
 
 Public API (a contract, see docs/design.md and docs/schema.md): `%load_ext nanwatch`, `%%nanwatch [options]`,
-`%nanwatch [last|reset|--help]`, `watch(**options)`, `last_report()`, `Report`.
+`%nanwatch [last|reset|show PATH|--help]`, `watch(**options)`, `Callback(**options)` (Keras),
+`last_report()`, `Report`; `python -m nanwatch run NOTEBOOK.ipynb | SCRIPT.py`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,16 @@ from .report import Report
 from .session import NestedWatchError, last_report
 
 __version__ = "0.1.0"
-__all__ = ["watch", "last_report", "Report", "Options", "UsageError", "NestedWatchError",
+__all__ = ["watch", "last_report", "Report", "Options", "UsageError", "NestedWatchError", "Callback",
            "load_ipython_extension", "unload_ipython_extension"]
+
+
+def __getattr__(name):
+    """`nanwatch.Callback` imports Keras: only when asked for (importing nanwatch stays light)."""
+    if name == "Callback":
+        from .keras_callback import Callback
+        return Callback
+    raise AttributeError(f"module 'nanwatch' has no attribute {name!r}")
 
 
 @contextlib.contextmanager

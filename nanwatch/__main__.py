@@ -1,7 +1,12 @@
-"""Headless run: `python -m nanwatch run NOTEBOOK.ipynb` executes a notebook and prints its reports.
+"""Headless runs, so nanwatch can serve in CI and batch jobs.
 
-Exit status: 0 all watched runs healthy (or warnings only), 1 a NaN/Inf was found,
-2 the notebook failed to run. So it can serve in CI.
+`python -m nanwatch run NOTEBOOK.ipynb` executes a notebook and prints the reports of its watched cells.
+`python -m nanwatch run [options] SCRIPT.py [script args]` runs a Python script as one watched run
+(the options of `%%nanwatch`, before the script; what follows the script is the script's), prints the
+report and, with `--report PATH`, writes it as JSON (schema 1; HTML beside it with `--html` or a PATH
+ending in .html).
+
+Exit status: 0 healthy (or warnings only), 1 a NaN/Inf was found, 2 the notebook or script failed.
 """
 
 from __future__ import annotations
@@ -43,20 +48,65 @@ def run_notebook(path: str, timeout: int = 900, output: str | None = None, store
     return notebook
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    from .options import parser as options_parser
     parser = argparse.ArgumentParser(prog="python -m nanwatch")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="execute a notebook headless and print its nanwatch reports")
-    run.add_argument("notebook")
-    run.add_argument("--timeout", type=int, default=900, help="per-cell timeout in seconds")
-    run.add_argument("--output", help="write the executed notebook here")
-    args = parser.parse_args(argv)
+    run = sub.add_parser("run", parents=[options_parser()], usage=_RUN_USAGE,
+                         help="run a notebook or a Python script watched and print the report(s)")
+    run.add_argument("target", metavar="NOTEBOOK.ipynb | SCRIPT.py")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="the script's own arguments")
+    run.add_argument("--report", metavar="PATH", help="script: write the report as JSON here (schema 1)")
+    run.add_argument("--html", action="store_true", help="script: also write the report as HTML beside it")
+    run.add_argument("--timeout", type=int, default=900, help="notebook: per-cell timeout in seconds")
+    run.add_argument("--output", help="notebook: write the executed notebook here")
+    return parser
 
+
+_RUN_USAGE = ("python -m nanwatch run NOTEBOOK.ipynb [--timeout S] [--output PATH]\n"
+              "       python -m nanwatch run [--mode M] [--no-stop] [--stats-every N] [--no-figures] [--no-replay]\n"
+              "                              [--report PATH] [--html] SCRIPT.py [script args ...]")
+
+
+def main(argv=None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.target.endswith(".ipynb"):
+        if args.args:   # the notebook form takes its options after the notebook too
+            after = argparse.ArgumentParser(prog="python -m nanwatch run NOTEBOOK.ipynb")
+            after.add_argument("--timeout", type=int, default=args.timeout)
+            after.add_argument("--output", default=args.output)
+            args.__dict__.update(vars(after.parse_args(args.args)))
+        return run_notebook_command(args)
+    return run_script_command(args)
+
+
+def run_script_command(args) -> int:
+    from dataclasses import fields
+
+    from .options import Options
+    from .script import EXIT_FAILED, exit_status, run_script, write_report
+    from .views.text import render_text
+
+    options = Options(**{f.name: getattr(args, f.name) for f in fields(Options) if f.name != "panel"},
+                      panel=False)
+    if not os.path.isfile(args.target):
+        print(f"nanwatch: no such script: {args.target}", file=sys.stderr)
+        return EXIT_FAILED
+    report = run_script(args.target, args.args, options, reraise=False).to_dict()
+    print(render_text(report), file=sys.stderr)
+    if args.report:
+        for path in write_report(report, args.report, html=args.html, figures=options.figures):
+            print(f"nanwatch: report written to {path}", file=sys.stderr)
+    return exit_status(report)
+
+
+def run_notebook_command(args) -> int:
     from .views.text import render_text
     try:
-        notebook = run_notebook(args.notebook, timeout=args.timeout, output=args.output)
+        notebook = run_notebook(args.target, timeout=args.timeout, output=args.output)
     except Exception as exc:  # nbclient's CellExecutionError carries the cell's traceback
-        print(f"nanwatch: {args.notebook} failed to run:\n{exc}", file=sys.stderr)
+        print(f"nanwatch: {args.target} failed to run:\n{exc}", file=sys.stderr)
         return 2
     reports = reports_in(notebook)
     for number, report in enumerate(reports, 1):

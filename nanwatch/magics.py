@@ -1,4 +1,5 @@
-"""IPython magics: `%%nanwatch [options]` runs a cell watched; `%nanwatch` manages state.
+"""IPython magics: `%%nanwatch [options]` runs a cell watched; `%nanwatch` manages state and shows
+saved reports (`%nanwatch show PATH`).
 
 The cell body is compiled under a name IPython knows (its CachingCompiler), padded
 with one blank line for the magic line, so line N of the code object is line N of
@@ -19,6 +20,7 @@ from .options import UsageError, parse_line, usage
 _LINE_HELP = """%nanwatch           show the last report
 %nanwatch last      show the last report
 %nanwatch reset     forget past reports (and clear the sidebar for this kernel)
+%nanwatch show PATH show a report saved as JSON (python -m nanwatch run SCRIPT.py --report PATH)
 %nanwatch --help    this help, and the options of %%nanwatch
 """
 
@@ -56,6 +58,14 @@ class NanwatchMagics(Magics):
             _comm_reset()
             print("nanwatch: reports forgotten.")
             return None
+        if command.split(None, 1)[0:1] == ["show"]:
+            from .saved import load_report
+            path = command[4:].strip()
+            if len(path) >= 2 and path[0] == path[-1] and path[0] in "'\"":
+                path = path[1:-1]
+            if not path:
+                raise UsageError("%nanwatch show PATH: the path of a report saved as JSON")
+            return load_report(path)
         if command in ("--help", "-h", "help"):
             print(_LINE_HELP + "\n" + usage())
             return None

@@ -62,6 +62,10 @@ class Recorder(RunEvents):
         self._announced = False
         self._gc_was_enabled = None           # set while the full GC is held (see _hold_gc)
         self._histories: dict = {}            # layer -> its history points (a bounded series)
+        # nanwatch.Callback: a stop found in Keras's own loop code (predict's batch fetch) is left
+        # pending, for the callback to end the run at its next step; raising there would end the call
+        self.defer_stop = False
+        self.stop_pending = False
 
     def attach(self, probe, layer_stats):
         self.probe = probe
@@ -262,7 +266,9 @@ class Recorder(RunEvents):
 
     # --- recording ----------------------------------------------------------------------------------
     def _stop_or_go_on(self, detection):
-        if self.options.stop:
+        if self.options.stop and self.defer_stop:
+            self.stop_pending = True
+        elif self.options.stop:
             raise NonFiniteFound(detection) from None
         if self.probe is not None:
             self.probe.deactivate()

@@ -26,7 +26,16 @@ _last_report: list = [None]
 
 
 def last_report() -> Report | None:
+    close_abandoned()
     return _last_report[0]
+
+
+def close_abandoned():
+    """End the active run if its owner is gone (a nanwatch.Callback whose Keras call raised where no
+    hook of ours saw it): the next run, and `last_report()`, never find it still installed."""
+    current = active_session()
+    if current is not None and current.close_if_abandoned is not None:
+        current.close_if_abandoned()
 
 
 def reset():
@@ -58,12 +67,16 @@ class WatchSession:
         self.functions = None
         self.tape = None
         self.tf = None
+        # set by an owner that may lose track of its run (nanwatch.Callback): ends the run when the
+        # owner is gone; called before any new run starts
+        self.close_if_abandoned = None
 
     def note(self, text: str):
         self.recorder.note(text)
 
     # --- lifecycle ---------------------------------------------------------------------------
     def __enter__(self):
+        close_abandoned()
         if active_session() is not None:
             raise NestedWatchError("nanwatch is already watching this run: %%nanwatch / watch() cannot be nested")
         _active.session = self

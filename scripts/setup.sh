@@ -9,7 +9,7 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q "tensorflow-cpu==2.21.*" "jupyterlab==4.6.*" "ipywidgets==8.1.*" "ipython>=9" \
-  matplotlib nbclient nbformat ipykernel pytest playwright pandas hatchling hatch-jupyter-builder \
+  matplotlib nbclient nbformat nbconvert ipykernel pytest playwright pandas hatchling hatch-jupyter-builder "notebook==7.*" \
   "tf-keras==2.21.*" editables
 # A second venv with a TensorFlow older than nanwatch supports, for the "TensorFlow too old" test.
 [ -x .venv-tf215/bin/python ] || python3 -m venv .venv-tf215

@@ -8,18 +8,20 @@
  */
 
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { Clipboard, ICommandPalette } from '@jupyterlab/apputils';
+import { Clipboard, ICommandPalette, InputDialog, showErrorMessage } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { KernelLink } from './connection';
 import { jumpToSource } from './jump';
 import { InspectorPanel } from './panel';
 import { ISourceLocation } from './protocol';
+import { openReportFile, SAVED_KEY } from './reportfile';
 import { InspectorStore } from './store';
 
 const PLUGIN_ID = 'nanwatch:plugin';
 const PANEL_ID = 'nanwatch-inspector';
 const COMMAND_OPEN = 'nanwatch:open-inspector';
+const COMMAND_OPEN_FILE = 'nanwatch:open-report-file';
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
 <g class="jp-icon3" fill="#616161">
@@ -126,8 +128,35 @@ const plugin: JupyterFrontEndPlugin<void> = {
         app.shell.activateById(PANEL_ID);
       }
     });
+    // A report saved as JSON (a script's run, a batch job): into the sidebar's "Saved reports".
+    app.commands.addCommand(COMMAND_OPEN_FILE, {
+      label: 'NaN inspector: open report file…',
+      execute: async args => {
+        let path = typeof args.path === 'string' ? args.path : null;
+        if (path === null) {
+          const answer = await InputDialog.getText({
+            title: 'Open a nanwatch report (JSON)',
+            placeholder: 'path/to/report.json, relative to the server root'
+          });
+          path = answer.button.accept ? (answer.value ?? '').trim() : '';
+        }
+        if (!path) {
+          return null;
+        }
+        try {
+          const report = await openReportFile(app.serviceManager.contents, store, path);
+          inspector.showNotebook(SAVED_KEY);
+          app.shell.activateById(PANEL_ID);
+          return report.run.id;
+        } catch (e) {
+          void showErrorMessage('NaN inspector', e instanceof Error ? e.message : String(e));
+          return null;
+        }
+      }
+    });
     if (palette) {
       palette.addItem({ command: COMMAND_OPEN, category: 'nanwatch' });
+      palette.addItem({ command: COMMAND_OPEN_FILE, category: 'nanwatch' });
     }
   }
 };

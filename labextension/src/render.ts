@@ -271,8 +271,13 @@ function runDuration(entry: IRunEntry, now: number | undefined): string {
   return '–';
 }
 
-function cellLabel(cell: number | null): string {
-  return cell === null ? 'Cell [ ]' : `Cell [${cell}]`;
+function cellLabel(entry: IRunEntry): string {
+  if (entry.cell !== null) {
+    return `Cell [${entry.cell}]`;
+  }
+  // a script's run (python -m nanwatch run SCRIPT.py): named after the file of its first non-finite op
+  const file = runFirst(entry)?.source?.file;
+  return file ? file.slice(file.lastIndexOf('/') + 1) : 'Cell [ ]';
 }
 
 function renderRunList(
@@ -302,7 +307,7 @@ function renderRunList(
       el(doc, 'span', 'nanwatch-run-duration', runDuration(entry, opts.now)),
       el(doc, 'span', 'nanwatch-run-steps', stepsText(runStepCount(entry)))
     );
-    btn.append(statusBadge(doc, entry), el(doc, 'span', 'nanwatch-run-cell', cellLabel(entry.cell)), meta);
+    btn.append(statusBadge(doc, entry), el(doc, 'span', 'nanwatch-run-cell', cellLabel(entry)), meta);
     btn.addEventListener('click', () => handlers.onSelectRun(entry.id));
     li.appendChild(btn);
     ul.appendChild(li);
@@ -576,7 +581,7 @@ function renderRun(doc: Document, entry: IRunEntry, handlers: IRenderHandlers, o
   box.dataset.status = status;
   const watched = runWatched(entry);
   box.dataset.watched = String(watched);
-  const facts = [cellLabel(entry.cell)];
+  const facts = [cellLabel(entry)];
   if (!watched) {
     facts.push('not watched');
   } else if (entry.mode) {
@@ -669,6 +674,9 @@ export function renderState(
       break;
     case 'restarting':
       root.appendChild(hint(doc, 'nanwatch-hint-restarting', ['Kernel restarting: runs cleared.']));
+      break;
+    case 'files':
+      root.appendChild(hint(doc, 'nanwatch-hint-files', ['Reports opened from JSON files (no kernel).']));
       break;
     case 'connecting':
       if (!state.runs.length) {

@@ -26,7 +26,8 @@ export type ConnectionState =
   | 'connecting' // hello sent, no answer yet (the kernel may be busy)
   | 'connected' // nanwatch answered
   | 'not-loaded' // the kernel refused the comm: nanwatch is not loaded there
-  | 'restarting'; // kernel restart: runs cleared, reconnect when idle
+  | 'restarting' // kernel restart: runs cleared, reconnect when idle
+  | 'files'; // not a notebook: the reports opened from files (reportfile.ts)
 
 export type RunStatus = Status | 'running';
 
@@ -228,6 +229,19 @@ export class InspectorStore {
       state.selected = id;
       this._emit(key);
     }
+  }
+
+  /** Add a finished run's report (a saved report file), and select it. Not a kernel message: the
+   * connection state is left as it is. */
+  addReport(key: string, report: IReport): boolean {
+    const state = this._states.get(key);
+    if (!state) {
+      return false;
+    }
+    this._apply(state, { v: 1, type: 'run_finished', report });
+    state.selected = report.run.id;
+    this._emit(key);
+    return true;
   }
 
   /** The run the view shows: the selected one, else the newest. */

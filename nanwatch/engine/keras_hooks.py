@@ -50,6 +50,9 @@ class KerasHooks:
         self._saved_class_attrs: dict = {}
         self._saved_models: dict = {}      # id(model) -> (model, {attr: old value})
         self._built: dict = {}             # (id(model), kind) -> our function
+        # wraps each step function built (nanwatch.Callback: a NaN inside a running Keras call ends
+        # the run there); None: the functions as built
+        self.guard = None
 
     # --- install / uninstall ---------------------------------------------------------------
     def install(self):
@@ -86,7 +89,8 @@ class KerasHooks:
             key = (id(model), kind)
             if key not in self._built or force:
                 self._remember(model)
-                self._built[key] = self.steps.build(model, kind)
+                built = self.steps.build(model, kind)
+                self._built[key] = self.guard(built, model, kind) if self.guard is not None else built
             setattr(model, attr, self._built[key])
             return self._built[key]
         return make_function
@@ -115,6 +119,25 @@ class KerasHooks:
             if isinstance(tensor, tf.Tensor) and getattr(tensor.dtype, "is_floating", False):
                 self.probe.eager.sink_if_made(tensor, frame)
 
+    def begin_call(self, model, call, x, y, frame):
+        """A Keras call starts (`frame`: its caller's): the run is told, its data and model seen.
+        May raise NonFiniteFound (weights already non-finite)."""
+        self._remember(model)
+        self._data_made_in_cell(x, y, frame)
+        self.calls.append({"model": model, "call": call, "x": x, "y": y, "batches": 0})
+        self.events.call_started(model, call, x, y)
+
+    def end_call(self, model, call):
+        if self.calls:
+            self.calls.pop()
+        self.events.call_ended(model, call)
+
+    def rebuild(self, model, kind):
+        """Our step function for a call already running (nanwatch.Callback: Keras made its own
+        before the callback began); the model's own is put back by `uninstall`."""
+        self._remember(model)
+        return self._make_function(kind)(model, force=True)
+
     def _wrap_call(self, call, original):
         hooks = self
         takes_callbacks = "callbacks" in inspect.signature(original).parameters
@@ -128,16 +151,15 @@ class KerasHooks:
             callbacks = arguments.get("callbacks")
             if takes_callbacks and (callbacks is None or isinstance(callbacks, (list, tuple))):
                 arguments["callbacks"] = list(callbacks or []) + [_epoch_callback(hooks.events)]
-            hooks._remember(model)
             x, y = arguments.get("x"), arguments.get("y")
+            hooks._remember(model)
             hooks._data_made_in_cell(x, y, sys._getframe(1))
             hooks.calls.append({"model": model, "call": call, "x": x, "y": y, "batches": 0})
             try:
                 hooks.events.call_started(model, call, x, y)
                 return original(*bound.args, **bound.kwargs)
             finally:
-                hooks.calls.pop()
-                hooks.events.call_ended(model, call)
+                hooks.end_call(model, call)
 
         wrapped.__name__ = call
         wrapped.__doc__ = getattr(original, "__doc__", None)
