@@ -108,6 +108,11 @@ class Recorder(RunEvents):
             ev.initial_weight_norms = norms
         if not ev.layers_config:
             ev.layers_config = model_facts.layers_config(model)
+        if ev.loss_config is None:
+            try:
+                ev.loss_config = model_facts.loss_facts(model)
+            except Exception as exc:   # a fact we could not read is not worth failing the run
+                self.note(f"loss configuration not read: {exc!r}"[:300])
         optimizer = getattr(model, "optimizer", None)
         if optimizer is not None and ev.optimizer is None:
             ev.optimizer = model_facts.optimizer_facts(optimizer)

@@ -232,7 +232,7 @@ def rule_exp(ctx: Context) -> list:
         ev = (f"{ctx.where()} got inputs up to {fmt(hi, EVIDENCE)}: exp(x) overflows {dt} above {limit:.4g} "
               f"(exp({fmt(hi, EVIDENCE)}) = inf).")
     unscaled = ctx.items("unscaled_input")
-    if unscaled:
+    if unscaled and not ctx.first_layer_normalizes:
         ev += " The features feeding it are unscaled: " + unscaled[0]["evidence"]
     code = ctx.code or ""
     fixed = rewrite.stable_exp(code) if code else None
