@@ -4,9 +4,10 @@ and data standardised in a way that blows rare values up. Warnings come before t
 wrong (in the manner of UMLAUT, Schoop et al., CHI 2021: checks of a model's set-up, each with a
 fix); the rules rank these set-ups as the cause when the first NaN is what they predict.
 
-Thresholds and their healthy counter-examples: tests/scenarios/loss_data.py (l11-l15) and the healthy
-trainings of tests/scenarios/diagnosis.py; no threshold here is a guess at a number: a loss either
-expects probabilities or logits, and an activation either makes probabilities or not.
+The loss rules have no numeric threshold (a loss expects probabilities or logits; an activation makes
+probabilities or not); the raw-image warning reuses data_warnings' measured image note (typical >= 100,
+max <= 255) and rare_values_standardized its RARE_Z. Healthy counter-examples: tests/scenarios/loss_data.py
+(l11-l15), the healthy trainings of tests/scenarios/diagnosis.py, tests/unit/test_loss_data_rules.py.
 """
 
 from __future__ import annotations

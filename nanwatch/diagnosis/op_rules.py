@@ -80,17 +80,22 @@ def rule_log(ctx: Context) -> list:
         ev += " Its input comes from a ReLU, which outputs exactly 0 for every negative pre-activation."
     code = ctx.code or ""
     handmade_ce = "log(" in code and any(h in code for h in ("1 -", "1-", "y_true", "y *", "labels"))
-    prob = handmade_ce or any(h in code.lower() for h in PROB_HINTS)
+    # clip to 1.0 only what is known to be a probability (captured values in [0, 1] and a hint in the
+    # code): a clip to 1.0 of a ReLU output of 1.109 would change the model; the lower side alone never does
+    hi = num(x.get("max"))
+    prob = (handmade_ce or any(h in code.lower() for h in PROB_HINTS)) and hi is not None and hi <= 1.0 \
+        and src_op not in ("Relu", "Relu6")
     fixed = rewrite.clip_log(code, probability=prob) if code else None
-    if fixed:
-        fix = f"Keep the argument of the log positive; {line_ref(ctx)} becomes: `{fixed.strip()}`."
-    else:
-        fix = ("Keep the argument of the log positive: `tf.math.log(tf.clip_by_value(p, 1e-7, 1.0))` for a "
-               "probability, `tf.math.log(tf.maximum(x, 1e-7))` otherwise.")
+    fix = ""
     if handmade_ce:
-        fix += (" Better: let Keras compute the cross-entropy stably from logits: drop the final "
-                "`activation=\"sigmoid\"` and use `loss=keras.losses.BinaryCrossentropy(from_logits=True)` "
-                "(`CategoricalCrossentropy(from_logits=True)` for softmax outputs).")
+        fix = ("Let Keras compute the cross-entropy stably from logits: drop the final activation and use "
+               "`loss=keras.losses.BinaryCrossentropy(from_logits=True)` (`CategoricalCrossentropy(from_logits=True)` "
+               "for softmax outputs). Or ")
+    if fixed:
+        fix += f"{'k' if fix else 'K'}eep the argument of the log positive; {line_ref(ctx)} becomes: `{fixed.strip()}`."
+    else:
+        fix += (f"{'k' if fix else 'K'}eep the argument of the log positive: `tf.math.log(tf.maximum(x, 1e-7))` "
+                "(`tf.math.log(tf.clip_by_value(p, 1e-7, 1.0))` only for a value that is a probability).")
     if src_op in ("Relu", "Relu6"):
         fix += " A probability should come from `activation=\"sigmoid\"`, not `\"relu\"`."
     return [cand("log_of_nonpositive", UNKNOWN_CONF if unknown else 0.92, ev, fix)]
