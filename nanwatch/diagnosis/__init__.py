@@ -17,7 +17,8 @@ layers, optimizer, nan_weights, initial_weight_norms, layers_config, dtype_polic
 The pieces: `context` reads the evidence once; the rules live in `nonfinite_sources` (bad data or
 weights), `op_rules` (the first op's own arithmetic), `pattern_rules` (known patterns the engine
 traces: a fully masked softmax, the where trap, a non-differentiable point, an optimizer epsilon of 0)
-and `growth_rules` (what made values overflow);
+`growth_rules` (what made values overflow) and `config_rules` (the loss against the output activation,
+raw images, standardised rare features: what the user configured);
 `ranking` runs them and ranks the candidates. docs/causes.md lists every cause and what triggers it;
 docs/recipes/add-a-cause-rule.md says how to add one. Healthy runs give ([], []): see
 tests/unit/test_diagnosis_rules.py and the FALSE_ALARMS scenarios. Nothing here imports TensorFlow.

@@ -1,6 +1,6 @@
 """From the rules' candidates to the ranked diagnosis: run every rule (a failing rule never breaks
 the report), add a fallback when the first op is known but no rule matched, let the upstream
-cause (or a known pattern, pattern_rules.SUPERSEDES) outrank the op's own story (`adjust`), and
+cause (or a known pattern, pattern_rules.SUPERSEDES and config_rules.SUPERSEDES) outrank the op's own story (`adjust`), and
 keep the best candidate per cause (`rank`).
 
 A rule is a function `Context -> [cand(...)]` listed in the `RULES` tuple of its module; the
