@@ -16,7 +16,7 @@ layers, optimizer, nan_weights, initial_weight_norms, layers_config, dtype_polic
 
 The pieces: `context` reads the evidence once; the rules live in `nonfinite_sources` (bad data or
 weights), `op_rules` (the first op's own arithmetic), `pattern_rules` (known patterns the engine
-traces: a fully masked softmax, the where trap, a non-differentiable point, an optimizer epsilon of 0)
+traces: a fully masked softmax, the where trap, a non-differentiable point, an optimizer epsilon of 0),
 `growth_rules` (what made values overflow) and `config_rules` (the loss against the output activation,
 raw images, standardised rare features: what the user configured);
 `ranking` runs them and ranks the candidates. docs/causes.md lists every cause and what triggers it;
