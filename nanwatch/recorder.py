@@ -125,7 +125,7 @@ class Recorder(RunEvents):
         if policy:
             ev.dtype_policy = policy
 
-    def call_started(self, model, call, x, y):
+    def call_started(self, model, call, x, y, weights=None):
         self._calls.append(call)
         self.batch_index = 0
         if self.layer_stats is not None:
@@ -133,6 +133,8 @@ class Recorder(RunEvents):
         self.evidence.call = call if call in WHOLE_ARRAY_CALLS else _WHOLE_ARRAY_FORM[CALL_KINDS[call]]
         if call in WHOLE_ARRAY_CALLS:
             self._profile_inputs(model, call, x, y)
+        if weights and isinstance(self.evidence.loss_config, dict):
+            self.evidence.loss_config["weights"] = model_facts.weight_facts(weights)
         if self.evidence.nan_weights and self.detection is None:
             bad = self.evidence.nan_weights[0]
             detection = Detection(context="weights", op_type="ReadVariableOp", op_name=None, slot=0,

@@ -12,6 +12,8 @@ max <= 255) and rare_values_standardized its RARE_Z. Healthy counter-examples: t
 
 from __future__ import annotations
 
+import math
+
 from ..ops import DIV_OPS, LOG_OPS, WEIGHT_READS
 from .context import Context, cand
 
@@ -120,6 +122,33 @@ def config_warnings(ctx: Context) -> list:
                     "fix": (f"Either drop the output activation (`activation=None` on '{loss.get('output_layer')}') "
                             f"and keep `{_loss_code(loss, True)}`, or keep it and use `{_loss_code(loss, False)}`.")})
     out.extend(raw_input_warnings(ctx))
+    out.extend(weight_warnings(loss.get("weights")))
+    return out
+
+
+def weight_warnings(weights) -> list:
+    """NaN/Inf (or negative) sample weights and class weights: they multiply the loss of their rows."""
+    if not isinstance(weights, dict):
+        return []
+    out = []
+    sw = weights.get("sample_weight") if isinstance(weights.get("sample_weight"), dict) else {}
+    cw = weights.get("class_weight") if isinstance(weights.get("class_weight"), dict) else {}
+    bad_cw = {k: v for k, v in cw.items() if not math.isfinite(v) or v < 0}
+    for kind in ("nan", "inf"):
+        parts = []
+        if sw.get(kind):
+            parts.append(f"sample_weight has {sw[kind]} {'NaN' if kind == 'nan' else 'Inf'} "
+                         f"(rows {', '.join(map(str, sw.get('rows') or []))})")
+        cls = [k for k, v in bad_cw.items() if (math.isnan(v) if kind == "nan" else math.isinf(v))]
+        if cls:
+            parts.append(f"class_weight of class {', '.join(cls)} is {'NaN' if kind == 'nan' else 'Inf'}")
+        if parts:
+            out.append({"cause": f"{kind}_in_target",
+                        "evidence": "; ".join(parts) + ": each multiplies its rows' loss, so the loss and every "
+                                    "gradient become non-finite.",
+                        "fix": "Give finite, non-negative weights: `sample_weight = np.nan_to_num(sample_weight, nan=1.0)`, "
+                               "or compute class weights from the class counts (`n / (n_classes * counts)`), "
+                               "never from an empty class."})
     return out
 
 

@@ -165,3 +165,21 @@ def output_facts(model) -> dict:
     elif activation is None and cls not in ("Dense", "Conv1D", "Conv2D", "Conv3D", "EinsumDense"):
         name = None    # not known: a custom layer or a layer without an activation argument
     return {"output_layer": getattr(layer, "name", None), "output_class": cls, "output_activation": name}
+
+
+def weight_facts(weights: dict) -> dict:
+    """The non-finite or negative entries of `sample_weight` (rows) and `class_weight` (classes) given
+    to fit/evaluate: {"sample_weight": {nan, inf, negative, rows}, "class_weight": {class: weight}}."""
+    out = {}
+    sw = weights.get("sample_weight")
+    arr = stats.to_numpy(sw) if sw is not None else None
+    if arr is not None and arr.dtype.kind in "fiu" and arr.size:
+        flat = arr.reshape(arr.shape[0], -1).astype(np.float64) if arr.ndim else arr.reshape(1, 1)
+        bad = ~np.isfinite(flat) | (flat < 0)
+        out["sample_weight"] = {"nan": int(np.isnan(flat).sum()), "inf": int(np.isinf(flat).sum()),
+                                "negative": int((flat < 0).sum()), "size": int(flat.size),
+                                "rows": [int(i) for i in np.flatnonzero(bad.any(axis=1))[:5]]}
+    cw = weights.get("class_weight")
+    if isinstance(cw, dict):
+        out["class_weight"] = {str(k): float(v) for k, v in cw.items() if isinstance(v, (int, float, np.number))}
+    return out

@@ -196,3 +196,15 @@ def test_log_of_one_plus_x_becomes_log1p():
     assert rewrite.clip_log("s = keras.ops.log(x + 1.0) * 2", probability=False) == \
         "s = keras.ops.log1p(keras.ops.maximum(x, -1.0 + 1e-7)) * 2"
     assert rewrite.clip_log("s = tf.math.log(x)", probability=False) == "s = tf.math.log(tf.maximum(x, 1e-7))"
+
+
+# ---- sample_weight and class_weight ---------------------------------------------------------------
+def test_nonfinite_sample_and_class_weights_warn():
+    weights = {"sample_weight": {"nan": 2, "inf": 0, "negative": 0, "size": 96, "rows": [4, 17]},
+               "class_weight": {"0": 1.0, "1": float("inf")}}
+    d, w = diagnose({"loss_config": dict(loss("binary_crossentropy", "sigmoid"), weights=weights)})
+    assert causes(w) == ["nan_in_target", "inf_in_target"]
+    assert "sample_weight has 2 NaN (rows 4, 17)" in w[0]["evidence"] and "class 1 is Inf" in w[1]["evidence"]
+    healthy = {"sample_weight": {"nan": 0, "inf": 0, "negative": 0, "size": 96, "rows": []},
+               "class_weight": {"0": 1.0, "1": 50.0}}
+    assert diagnose({"loss_config": dict(loss("binary_crossentropy", "sigmoid"), weights=healthy)}) == ([], [])
