@@ -126,6 +126,20 @@ std = raw.std(0)
 X = ((raw - raw.mean(0)) / np.where(std == 0, 1, std)).astype("float32")   # StandardScaler().fit_transform(raw)
 ''' + _VAE,
         expect=dict(cause={"rare_values_standardized"}, status={"nonfinite"})),
+    Scenario(
+        "l07_inf_class_weight",
+        note=("class_weight computed as n / (2 * count) of a class label that is not in y (2 for 1): "
+              "96 / 0 = inf for class 1; Keras turns it into the sample weights of that class's rows."),
+        code='''
+import numpy as np, keras
+rng = np.random.default_rng(27)
+X = rng.normal(size=(96, 4)).astype("float32"); y = np.r_[np.zeros(90), np.ones(6)].astype("float32")
+class_weight = {0: 96 / (2 * np.sum(y == 0)), 1: 96 / (2 * np.sum(y == 2))}
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1, activation="sigmoid")])
+model.compile(optimizer="adam", loss="binary_crossentropy")
+model.fit(X, y, epochs=1, batch_size=32, class_weight=class_weight, verbose=0)
+''',
+        expect=dict(cause={"inf_in_target", "nan_in_target"}, status={"nonfinite"})),
 )
 
 FALSE_ALARMS = catalogue(
