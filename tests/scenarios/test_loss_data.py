@@ -27,8 +27,10 @@ def test_false_alarm(runner, name):
     assert not problems, f"{name}: {problems}\n{report.to_text()}"
 
 
-def test_pydataset_batch_and_rows(runner):
-    data = runner.report(SCENARIOS["l01_pydataset_inf_in_batch_5"]).to_dict()
+@pytest.mark.parametrize("options", [None, "--no-panel --mode exact"])
+def test_pydataset_batch_and_rows(runner, options):
+    data = runner.report(SCENARIOS["l01_pydataset_inf_in_batch_5"], options=options).to_dict()
+    assert data["first_nonfinite"]["phase"] == "input" and data["first_nonfinite"]["op_type"] is None
     where = data["first_nonfinite"]["data"]
     assert (where["batch"], where["rows"], where["columns"]) == (5, [3], [1]), where
     assert "batch 5" in data["diagnosis"][0]["evidence"]
