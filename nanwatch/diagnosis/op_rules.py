@@ -80,11 +80,17 @@ def rule_log(ctx: Context) -> list:
         ev += " Its input comes from a ReLU, which outputs exactly 0 for every negative pre-activation."
     code = ctx.code or ""
     handmade_ce = "log(" in code and any(h in code for h in ("1 -", "1-", "y_true", "y *", "labels"))
-    # clip to 1.0 only what is known to be a probability (captured values in [0, 1] and a hint in the
-    # code): a clip to 1.0 of a ReLU output of 1.109 would change the model; the lower side alone never does
+    # clip to 1.0 only what is known to be a probability (captured values in [0, 1], a hint in the code, and
+    # in the loss an output activation that makes probabilities, when the loss configuration names it): a
+    # clip to 1.0 of a ReLU output of 1.109 would change the model; the lower side alone never does
     hi = num(x.get("max"))
+    loss_cfg = ctx.record.loss_config if isinstance(ctx.record.loss_config, dict) else {}
+    out_act = loss_cfg.get("output_activation") if ctx.phase == "loss" else None
+    if out_act in ("relu", "relu6"):
+        src_op = src_op or "Relu"
     prob = (handmade_ce or any(h in code.lower() for h in PROB_HINTS)) and hi is not None and hi <= 1.0 \
-        and src_op not in ("Relu", "Relu6")
+        and lo is not None and lo >= 0.0 and src_op not in ("Relu", "Relu6") \
+        and out_act in (None, "softmax", "sigmoid", "hard_sigmoid")
     fixed = rewrite.clip_log(code, probability=prob) if code else None
     fix = ""
     if handmade_ce:

@@ -208,3 +208,15 @@ def test_nonfinite_sample_and_class_weights_warn():
     healthy = {"sample_weight": {"nan": 0, "inf": 0, "negative": 0, "size": 96, "rows": []},
                "class_weight": {"0": 1.0, "1": 50.0}}
     assert diagnose({"loss_config": dict(loss("binary_crossentropy", "sigmoid"), weights=healthy)}) == ([], [])
+
+
+def test_log_fix_reads_the_output_activation():
+    """d05 measured: the Log's input is the model's ReLU output, min 0, max 0.6189 in the failing batch (no
+    producer op captured): in [0, 1] by chance; the loss configuration says it is a ReLU, not a probability."""
+    fn = first("Log", "loss", [inp(0.0, 0.6189, zeros=53, name="input:0")], neg_inf=53, code=D05_LINE, line=6)
+    relu = {"name": "my_bce", "class": None, "from_logits": None, "probabilistic": False,
+            "output_layer": "score", "output_class": "Dense", "output_activation": "relu"}
+    fix = top({"first_nonfinite": fn, "loss_config": relu})[1][0]["fix"]
+    assert "tf.maximum(y_pred, 1e-7)" in fix and "1.0)" not in fix and 'activation="sigmoid"' in fix
+    fix = top({"first_nonfinite": fn, "loss_config": dict(relu, output_activation="sigmoid")})[1][0]["fix"]
+    assert "tf.clip_by_value(y_pred, 1e-7, 1.0)" in fix
