@@ -38,6 +38,9 @@ class Evidence:
     fp16_skipped_steps: int = 0
     # at predict: the training features' ranges (drift.training_ranges), kept per model by the recorder
     train_ranges: dict | None = None
+    # the compiled loss against the output layer (engine/model_facts.loss_facts): {name, class,
+    # from_logits, probabilistic, output_layer, output_class, output_activation}
+    loss_config: dict | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)

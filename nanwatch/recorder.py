@@ -114,6 +114,11 @@ class Recorder(RunEvents):
             ev.initial_weight_norms = norms
         if not ev.layers_config:
             ev.layers_config = model_facts.layers_config(model)
+        if ev.loss_config is None:
+            try:
+                ev.loss_config = model_facts.loss_facts(model)
+            except Exception as exc:   # a fact we could not read is not worth failing the run
+                self.note(f"loss configuration not read: {exc!r}"[:300])
         optimizer = getattr(model, "optimizer", None)
         if optimizer is not None and ev.optimizer is None:
             ev.optimizer = model_facts.optimizer_facts(optimizer)
@@ -126,7 +131,7 @@ class Recorder(RunEvents):
         if policy:
             ev.dtype_policy = policy
 
-    def call_started(self, model, call, x, y):
+    def call_started(self, model, call, x, y, weights=None):
         self._calls.append(call)
         self.batch_index = 0
         if self.layer_stats is not None:
@@ -134,6 +139,8 @@ class Recorder(RunEvents):
         self.evidence.call = call if call in WHOLE_ARRAY_CALLS else _WHOLE_ARRAY_FORM[CALL_KINDS[call]]
         if call in WHOLE_ARRAY_CALLS:
             self._profile_inputs(model, call, x, y)
+        if weights and isinstance(self.evidence.loss_config, dict):
+            self.evidence.loss_config["weights"] = model_facts.weight_facts(weights)
         if self.evidence.nan_weights and self.detection is None:
             bad = self.evidence.nan_weights[0]
             detection = Detection(context="weights", op_type="ReadVariableOp", op_name=None, slot=0,

@@ -71,6 +71,9 @@ CAUSE_TITLES = {
     "large_initial_weights": "Large initial weights",
     "outlier_target": "Outliers in the targets",
     "input_drift": "Inputs off the training range",
+    "loss_expects_probabilities": "Probabilistic loss on outputs that are not probabilities",
+    "probabilities_as_logits": "from_logits=True on outputs that are already probabilities",
+    "rare_values_standardized": "Rarely non-zero features blown up by standardisation",
     "diagnosis_error": "The diagnosis could not run",
 }
 CAUSE_IDS = tuple(CAUSE_TITLES)

@@ -16,8 +16,9 @@ layers, optimizer, nan_weights, initial_weight_norms, layers_config, dtype_polic
 
 The pieces: `context` reads the evidence once; the rules live in `nonfinite_sources` (bad data or
 weights), `op_rules` (the first op's own arithmetic), `pattern_rules` (known patterns the engine
-traces: a fully masked softmax, the where trap, a non-differentiable point, an optimizer epsilon of 0)
-and `growth_rules` (what made values overflow);
+traces: a fully masked softmax, the where trap, a non-differentiable point, an optimizer epsilon of 0),
+`growth_rules` (what made values overflow) and `config_rules` (the loss against the output activation,
+raw images, standardised rare features: what the user configured);
 `ranking` runs them and ranks the candidates. docs/causes.md lists every cause and what triggers it;
 docs/recipes/add-a-cause-rule.md says how to add one. Healthy runs give ([], []): see
 tests/unit/test_diagnosis_rules.py and the FALSE_ALARMS scenarios. Nothing here imports TensorFlow.
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 from ..numfmt import TREND, fmt
 from ..schema import CAUSE_IDS
-from . import drift, dynamics, growth_rules, ranking
+from . import config_rules, drift, dynamics, growth_rules, ranking
 from .context import Context
 from .data_checks import FEATURE_ROLES, profile_array, profile_inputs, profile_warnings
 from .drift import drift_warnings, training_ranges
@@ -71,6 +72,7 @@ def diagnose(evidence) -> tuple:
         # predict inputs off the training scale: the drift warning says it better than "unscaled"
         warnings = [w for w in warnings if w["cause"] != "unscaled_input"]
     warnings.extend(growth_rules.warn_large_initial_weights(ctx))
+    warnings.extend(config_rules.config_warnings(ctx))
     in_diag = {d["cause"] for d in diagnosis}
     out, seen = [], set()
     for w in warnings:
@@ -120,6 +122,8 @@ def info_notes(evidence) -> list:
     for w in ctx.profile_items:
         if w.get("level") != "info":
             continue
+        if w["cause"] == "unscaled_input" and ctx.layer_cfg:
+            continue   # the model is known: it rescales them, or config_rules warns (raw_input_warnings)
         text = f"{w['evidence']} {w['fix']}"
         if text not in seen:
             seen.add(text)

@@ -25,6 +25,10 @@ from .data_checks import TARGET_ROLES, profile_warnings
 NORMALIZING_FIRST = {"Normalization", "Rescaling", "BatchNormalization", "LayerNormalization",
                      "Embedding", "TextVectorization", "StringLookup", "IntegerLookup", "CategoryEncoding",
                      "Hashing", "Discretization", "UnitNormalization", "GroupNormalization"}
+# Layers that pass values through without weights or scaling: the "first layer" is the one after them.
+PASS_THROUGH = {"InputLayer", "Reshape", "Flatten", "Permute", "RepeatVector", "Dropout", "SpatialDropout1D",
+                "SpatialDropout2D", "GaussianNoise", "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D",
+                "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "RandomCrop", "Resizing", "CenterCrop"}
 
 
 def cand(cause: str, confidence: float, evidence: str, fix: str) -> dict:
@@ -122,13 +126,13 @@ class Context:
     # ---- the model -------------------------------------------------------------------------------
     def first_layer_class(self) -> str | None:
         for cfg in self.layer_cfg.values():
-            if cfg.get("class") and cfg.get("class") != "InputLayer":
+            if cfg.get("class") and cfg.get("class") not in PASS_THROUGH:
                 return cfg["class"]
         return None
 
     def first_layer_name(self) -> str | None:
         for name, cfg in self.layer_cfg.items():
-            if cfg.get("class") and cfg.get("class") != "InputLayer":
+            if cfg.get("class") and cfg.get("class") not in PASS_THROUGH:
                 return name
         return None
 

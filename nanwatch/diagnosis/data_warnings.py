@@ -29,6 +29,7 @@ UNSCALED_ABS = 3.0          # log10 typical magnitude at/above which a feature i
 UNSCALED_REL_MIN = 2.0      # ... or at/above this, with another feature this many orders smaller:
 UNSCALED_SPREAD = 2.5
 IMAGE_INFO_SCALE = 2.0      # typical magnitude >= 100 (and < 1e3): note "consider Rescaling"
+RARE_Z = 40.0               # a standardised, almost always constant column with a value this many stds out
 
 
 def column_label(col: dict) -> str:
@@ -227,6 +228,9 @@ def profile_warnings(profile: dict) -> list:
                             "fix": "Fine for most models; for images, `keras.layers.Rescaling(1.0 / 255)` as the first layer "
                                    "usually trains faster."})
 
+    if not target:
+        out.extend(_rare_standardized_items(profile))
+
     # constant columns: info only (see the module docstring)
     const = [c for c in cols if c.get("constant")]
     if const and profile.get("rows_profiled", 0) > 1:
@@ -237,3 +241,42 @@ def profile_warnings(profile: dict) -> list:
                     "fix": "Harmless unless something divides by its std; standardise with "
                            "`keras.layers.Normalization` or `StandardScaler` (both guard std 0), or drop the column."})
     return out
+
+
+def _rare_standardized_items(profile: dict) -> list:
+    """rare_values_standardized: columns standardised to mean 0 / std 1 (StandardScaler) that are almost
+    always one value (MAD 0), so their rare other value lands >= RARE_Z stds out: a pixel inked in 1 of
+    n images becomes ~sqrt(n). Measured (tests/unit/test_loss_data_rules.py): standardised Gaussian columns
+    reach 5.4 in 1e6 rows, exponential 12.3, a one-hot category in 0.1% of 1e5 rows 29.6, the VAE scenario's
+    border pixels (1 image of 3000) 54.8; lognormal columns reach 45.8 but their MAD is not 0."""
+    hits = []
+    for c in profile.get("columns", []):
+        mean, std, mad = c.get("mean"), c.get("std"), c.get("mad")
+        if None in (mean, std, mad) or not (0.8 <= std <= 1.2 and abs(mean) <= 0.2) or mad > 1e-3 * std:
+            continue
+        far = max(abs(c.get("min") or 0.0), abs(c.get("max") or 0.0))
+        if far >= RARE_Z * std:
+            hits.append((far, c))
+    if not hits:
+        return []
+    hits.sort(key=lambda h: -h[0])
+    far, c0 = hits[0]
+    rows = {}
+    for _, c in hits:
+        for o in c.get("outliers", []):
+            rows[o["row"]] = rows.get(o["row"], 0) + 1
+    name = profile.get("name") or "X"
+    ev = (f"{len(hits)} column{'s' if len(hits) > 1 else ''} of {where_text(profile)} "
+          f"({', '.join(column_label(c) for _, c in hits[:3])}{', ...' if len(hits) > 3 else ''}) "
+          f"{'are' if len(hits) > 1 else 'is'} standardised (mean 0, std 1) yet almost always one value, so the rare "
+          f"other value lies far out: {fmt(c0.get('max') if abs(c0.get('max') or 0) >= abs(c0.get('min') or 0) else c0.get('min'), EVIDENCE)} "
+          f"in {column_label(c0)}, {fmt(far / c0['std'], EVIDENCE)} standard deviations (a feature seen in 1 of n rows "
+          f"becomes ~sqrt(n) after StandardScaler)")
+    if rows:
+        row, count = max(rows.items(), key=lambda kv: kv[1])
+        ev += f"; {_rows_text([row], 1, profile)} holds {count} of them"
+    return [{"cause": "rare_values_standardized", "level": "warning", "evidence": ev + ".",
+             "fix": (f"Do not standardise features that are almost always one value: scale them to 0..1 instead "
+                     f"(pixels: `{name} = raw / 255.0` or `keras.layers.Rescaling(1.0 / 255)`; otherwise "
+                     f"`sklearn.preprocessing.MinMaxScaler`), or drop the columns that are almost never non-zero "
+                     f"(`keep = (raw != 0).mean(0) > 0.001`).")}]

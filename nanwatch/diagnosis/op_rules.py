@@ -80,17 +80,28 @@ def rule_log(ctx: Context) -> list:
         ev += " Its input comes from a ReLU, which outputs exactly 0 for every negative pre-activation."
     code = ctx.code or ""
     handmade_ce = "log(" in code and any(h in code for h in ("1 -", "1-", "y_true", "y *", "labels"))
-    prob = handmade_ce or any(h in code.lower() for h in PROB_HINTS)
+    # clip to 1.0 only what is known to be a probability (captured values in [0, 1], a hint in the code, and
+    # in the loss an output activation that makes probabilities, when the loss configuration names it): a
+    # clip to 1.0 of a ReLU output of 1.109 would change the model; the lower side alone never does
+    hi = num(x.get("max"))
+    loss_cfg = ctx.record.loss_config if isinstance(ctx.record.loss_config, dict) else {}
+    out_act = loss_cfg.get("output_activation") if ctx.phase == "loss" else None
+    if out_act in ("relu", "relu6"):
+        src_op = src_op or "Relu"
+    prob = (handmade_ce or any(h in code.lower() for h in PROB_HINTS)) and hi is not None and hi <= 1.0 \
+        and lo is not None and lo >= 0.0 and src_op not in ("Relu", "Relu6") \
+        and out_act in (None, "softmax", "sigmoid", "hard_sigmoid")
     fixed = rewrite.clip_log(code, probability=prob) if code else None
-    if fixed:
-        fix = f"Keep the argument of the log positive; {line_ref(ctx)} becomes: `{fixed.strip()}`."
-    else:
-        fix = ("Keep the argument of the log positive: `tf.math.log(tf.clip_by_value(p, 1e-7, 1.0))` for a "
-               "probability, `tf.math.log(tf.maximum(x, 1e-7))` otherwise.")
+    fix = ""
     if handmade_ce:
-        fix += (" Better: let Keras compute the cross-entropy stably from logits: drop the final "
-                "`activation=\"sigmoid\"` and use `loss=keras.losses.BinaryCrossentropy(from_logits=True)` "
-                "(`CategoricalCrossentropy(from_logits=True)` for softmax outputs).")
+        fix = ("Let Keras compute the cross-entropy stably from logits: drop the final activation and use "
+               "`loss=keras.losses.BinaryCrossentropy(from_logits=True)` (`CategoricalCrossentropy(from_logits=True)` "
+               "for softmax outputs). Or ")
+    if fixed:
+        fix += f"{'k' if fix else 'K'}eep the argument of the log positive; {line_ref(ctx)} becomes: `{fixed.strip()}`."
+    else:
+        fix += (f"{'k' if fix else 'K'}eep the argument of the log positive: `tf.math.log(tf.maximum(x, 1e-7))` "
+                "(`tf.math.log(tf.clip_by_value(p, 1e-7, 1.0))` only for a value that is a probability).")
     if src_op in ("Relu", "Relu6"):
         fix += " A probability should come from `activation=\"sigmoid\"`, not `\"relu\"`."
     return [cand("log_of_nonpositive", UNKNOWN_CONF if unknown else 0.92, ev, fix)]
@@ -232,7 +243,7 @@ def rule_exp(ctx: Context) -> list:
         ev = (f"{ctx.where()} got inputs up to {fmt(hi, EVIDENCE)}: exp(x) overflows {dt} above {limit:.4g} "
               f"(exp({fmt(hi, EVIDENCE)}) = inf).")
     unscaled = ctx.items("unscaled_input")
-    if unscaled:
+    if unscaled and not ctx.first_layer_normalizes:
         ev += " The features feeding it are unscaled: " + unscaled[0]["evidence"]
     code = ctx.code or ""
     fixed = rewrite.stable_exp(code) if code else None

@@ -1,6 +1,6 @@
 """From the rules' candidates to the ranked diagnosis: run every rule (a failing rule never breaks
 the report), add a fallback when the first op is known but no rule matched, let the upstream
-cause (or a known pattern, pattern_rules.SUPERSEDES) outrank the op's own story (`adjust`), and
+cause (or a known pattern, pattern_rules.SUPERSEDES and config_rules.SUPERSEDES) outrank the op's own story (`adjust`), and
 keep the best candidate per cause (`rank`).
 
 A rule is a function `Context -> [cand(...)]` listed in the `RULES` tuple of its module; the
@@ -12,10 +12,12 @@ from __future__ import annotations
 from ..numfmt import EVIDENCE, fmt, num
 from ..ops import OVERFLOW_OPS
 from . import dynamics as dyn
-from . import growth_rules, nonfinite_sources, op_rules, pattern_rules
+from . import config_rules, growth_rules, nonfinite_sources, op_rules, pattern_rules
 from .context import Context, cand
 
-RULES = nonfinite_sources.RULES + op_rules.RULES + pattern_rules.RULES + growth_rules.RULES
+RULES = nonfinite_sources.RULES + op_rules.RULES + pattern_rules.RULES + growth_rules.RULES + config_rules.RULES
+# cause -> the causes it explains better (capped at 0.5 below it when it fires at 0.85+)
+SUPERSEDES = {**pattern_rules.SUPERSEDES, **config_rules.SUPERSEDES}
 MIN_CONFIDENCE = 0.25   # candidates below this are not reported
 
 
@@ -66,7 +68,7 @@ def adjust(ctx: Context, found: list) -> list:
                    and c["confidence"] >= 0.9 for c in found)
     weights_nan = any(c["cause"] == "nan_in_weights" and c["confidence"] >= 0.9 for c in found)
     # a known pattern (the where trap, a fully masked softmax, ...) explains the op's own story better
-    superseded = {s for c in found if c["confidence"] >= 0.85 for s in pattern_rules.SUPERSEDES.get(c["cause"], ())}
+    superseded = {s for c in found if c["confidence"] >= 0.85 for s in SUPERSEDES.get(c["cause"], ())}
     for c in found:
         if c["cause"] in superseded:
             c["confidence"] = round(min(c["confidence"], 0.5), 3)

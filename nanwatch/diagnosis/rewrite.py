@@ -108,13 +108,50 @@ def wrap_calls(line: str, names: set, wrapper) -> str | None:
 
 
 def clip_log(line: str, probability: bool = True) -> str | None:
-    """tf.math.log(p) -> tf.math.log(tf.clip_by_value(p, 1e-7, 1.0)) (or tf.maximum(x, 1e-7))."""
+    """tf.math.log(p) -> tf.math.log(tf.clip_by_value(p, 1e-7, 1.0)) for a value known to be a probability;
+    otherwise only the lower side, tf.maximum(x, 1e-7), which keeps every valid value as it was (a clip
+    to 1.0 would change a ReLU output of 1.109 into 1). `log(1 + x)` becomes `log1p(max(x, -1 + 1e-7))`."""
+    fixed = log1p_line(line)
+    if fixed is not None:
+        return fixed
+
     def wrap(arg, lib):
         if probability:
             clip = {"tf": "tf.clip_by_value", "keras.ops": "keras.ops.clip", "np": "np.clip"}[lib]
             return f"{clip}({arg}, 1e-7, 1.0)"
         return f"{lib}.maximum({arg}, 1e-7)"
     return wrap_calls(line, LOG_NAMES if probability else (LOG_NAMES | {"log1p"}), wrap)
+
+
+def _one_plus(node):
+    """x of `1 + x` / `x + 1` (1 or 1.0), else None."""
+    if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)):
+        return None
+    for one, other in ((node.left, node.right), (node.right, node.left)):
+        if isinstance(one, ast.Constant) and one.value in (1, 1.0) and not isinstance(one.value, bool):
+            return other
+    return None
+
+
+def log1p_line(line: str) -> str | None:
+    """tf.math.log(1 + x) -> tf.math.log1p(tf.maximum(x, -1.0 + 1e-7)): exact for small x, finite at -1."""
+    p = _parse(line)
+    if p is None:
+        return None
+    indent, src, tree = p
+    edits = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _func_name(node) in LOG_NAMES and len(node.args) == 1:
+            x = _one_plus(node.args[0])
+            func = ast.get_source_segment(src, node.func)
+            seg = ast.get_source_segment(src, x) if x is not None else None
+            if seg is None or func is None or not func.endswith("log"):
+                continue
+            lib = _lib(_root(node))
+            edits.append((*_span(node), f"{func}1p({lib}.maximum({seg}, -1.0 + 1e-7))"))
+    if not edits:
+        return None
+    return _finish(indent, line.strip(), src, _splice(src, _outermost(edits)))
 
 
 def guard_sqrt(line: str) -> str | None:

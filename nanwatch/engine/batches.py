@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 
@@ -25,6 +26,63 @@ def bad_batch_detection(data, x, y, batch: int, where) -> Detection | None:
                          where=dataclasses.replace(where, phase="input", layer=None),
                          dtype=str(arr.dtype), counts=stats.counts(arr), histogram=stats.histogram(arr),
                          output=arr, data=dict(cells, source=name, batch=batch, array_rows=array_rows))
+    return None
+
+
+def pipeline_data_error(exc, probe, events, call: dict) -> None:
+    """A check inside the input pipeline failed while a batch was fetched (a `PyDataset` or generator
+    serving NaN/Inf: Keras feeds it through `tf.data.Dataset.from_generator`, so the check that fails
+    is on its `PyFunc`, before any step). Reported as the data: phase input, the batch index (batches
+    already consumed), and, when the user's dataset can be indexed (`PyDataset`, `keras.utils.Sequence`),
+    the batch fetched again with its rows and columns. Raises NonFiniteFound when stopping; returns
+    when the error is not a data check of ours."""
+    detection = probe.detection_from_error(exc)
+    if detection is None or detection.where.phase != "input" or not (
+            detection.context == "data" or detection.op_type in GENERATOR_OPS):
+        return
+    batch = int(call.get("batches", 0))
+    where = dataclasses.replace(detection.where, phase="input", layer=None)
+    with probe.detached():
+        found = indexed_batch(call.get("x"), batch)
+    if found is not None:
+        index, data = found
+        bad = bad_batch_detection(data, None, None, index, where)
+        if bad is not None:
+            events.detected(bad, bad_batch=numpy_structure(data))
+            return
+    kind = "NaN" if "NaN" in str(detection.kind or exc) else "Inf"
+    events.detected(dataclasses.replace(detection, context="data", op_type=None, op_name=None, where=where,
+                                        kind=kind, data={"source": "x", "batch": batch}))
+
+
+# ops that hand a generator's batch to tf.data (Keras' PyDataset and generator adapters)
+GENERATOR_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})
+MAX_SCAN_SECONDS = 2.0
+
+
+def indexed_batch(dataset, batch: int):
+    """(index, batch) of the first batch holding NaN/Inf of an indexable dataset (a `PyDataset`),
+    trying `batch` first (the order Keras fetches in without shuffling), then the others in order
+    within MAX_SCAN_SECONDS; None when it is not indexable or every batch tried is finite."""
+    if dataset is None or isinstance(dataset, (np.ndarray, list, tuple, dict)) or not (
+            hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")) or hasattr(dataset, "dtype"):
+        return None
+    try:
+        n = len(dataset)
+    except Exception:
+        return None
+    start = time.perf_counter()
+    for index in [batch] + [i for i in range(n) if i != batch]:
+        if time.perf_counter() - start > MAX_SCAN_SECONDS:
+            break
+        if not 0 <= index < n:
+            continue
+        try:
+            data = dataset[index]
+        except Exception:
+            return None
+        if any(arr is not None and not stats.all_finite(arr) for _, arr in batch_arrays(data)):
+            return index, data
     return None
 
 

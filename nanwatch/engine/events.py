@@ -33,8 +33,9 @@ class RunEvents:
     def model_seen(self, model) -> None:
         """First sight of a Keras model in this cell; its layers are in the run's LayerIndex."""
 
-    def call_started(self, model, call: str, x, y) -> None:
-        """`model.fit/evaluate/predict` begins, with the arrays (or dataset) the user passed.
+    def call_started(self, model, call: str, x, y, weights: dict | None = None) -> None:
+        """`model.fit/evaluate/predict` begins, with the arrays (or dataset) the user passed, and
+        `weights`: {"sample_weight", "class_weight"} as given (None when absent).
         May raise NonFiniteFound (weights already non-finite)."""
 
     def call_ended(self, model, call: str) -> None:

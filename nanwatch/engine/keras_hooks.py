@@ -156,7 +156,9 @@ class KerasHooks:
             hooks._data_made_in_cell(x, y, sys._getframe(1))
             hooks.calls.append({"model": model, "call": call, "x": x, "y": y, "batches": 0})
             try:
-                hooks.events.call_started(model, call, x, y)
+                weights = {k: arguments[k] for k in ("sample_weight", "class_weight") if arguments.get(k) is not None}
+                # passed only when given: a RunEvents written before the argument keeps working
+                hooks.events.call_started(model, call, x, y, **({"weights": weights} if weights else {}))
                 return original(*bound.args, **bound.kwargs)
             finally:
                 hooks.end_call(model, call)

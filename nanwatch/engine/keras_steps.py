@@ -19,7 +19,7 @@ import numpy as np
 
 from . import readback, stats, step_failure
 from .step_failure import WEIGHTS_WRITTEN
-from .batches import bad_batch_detection, numpy_structure
+from .batches import bad_batch_detection, numpy_structure, pipeline_data_error
 from .frames import resolve
 from .model_facts import loss_scaled, step_method
 from .probe import detached_current, paused_current
@@ -95,10 +95,17 @@ class StepRunner:
                         out, data = traced_fetch(iterator)
                     except tf.errors.OutOfRangeError:
                         break
+                    except tf.errors.InvalidArgumentError as exc:   # a check in the input pipeline
+                        pipeline_data_error(exc, runner.probe, events, runner.calls[-1] if runner.calls else {})
+                        raise
                     outputs = runner.finish_step(model, kind, runner.begin(model, kind), out, data, flavour)
                     continue
-                with self.probe.detached():
-                    data = _next_batch(iterator)
+                try:
+                    with self.probe.detached():
+                        data = _next_batch(iterator)
+                except tf.errors.InvalidArgumentError as exc:
+                    pipeline_data_error(exc, runner.probe, events, runner.calls[-1] if runner.calls else {})
+                    raise
                 if data is None:
                     break
                 outputs = runner.run_step(model, kind, traced, data, flavour)

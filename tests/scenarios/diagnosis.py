@@ -404,13 +404,13 @@ model.fit(X, y, epochs=2, batch_size=32, verbose=0)
         expect=dict(status={"healthy"})),
     Scenario(
         "f08_raw_uint8_images",
-        note=("CN: nothing raised. plain: all finite. Raw 0..255 uint8 images: an info note at "
-              "most, no warning."),
+        note=("CN: nothing raised. plain: all finite. Raw 0..255 uint8 images into a model that rescales them "
+              "(issue 15: without the Rescaling layer they are now a warning, tests/scenarios/loss_data.py l05)."),
         code='''
 import numpy as np, keras
 rng = np.random.default_rng(8)
 X = rng.integers(0, 256, (64, 12, 12, 3), dtype="uint8"); y = rng.integers(0, 2, 64)
-model = keras.Sequential([keras.Input((12, 12, 3)), keras.layers.Conv2D(4, 3, activation="relu"), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, activation="softmax")])
+model = keras.Sequential([keras.Input((12, 12, 3)), keras.layers.Rescaling(1.0 / 255), keras.layers.Conv2D(4, 3, activation="relu"), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, activation="softmax")])
 model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 model.fit(X, y, epochs=2, batch_size=16, verbose=0)
 ''',
