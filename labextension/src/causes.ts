@@ -29,5 +29,8 @@ export const CAUSE_TITLES: { [cause: string]: string } = {
   large_initial_weights: 'Large initial weights',
   outlier_target: 'Outliers in the targets',
   input_drift: 'Inputs off the training range',
+  learning_rate_schedule_grows: 'Learning-rate schedule that grows',
+  learning_rate_nonpositive: 'Zero or negative learning rate',
+  domain_error: 'Input outside the function\'s domain',
   diagnosis_error: 'The diagnosis could not run'
 };

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from ..numfmt import TREND, fmt
 from ..schema import CAUSE_IDS
-from . import drift, dynamics, growth_rules, ranking
+from . import drift, dynamics, growth_rules, ranking, setup_rules
 from .context import Context
 from .data_checks import FEATURE_ROLES, profile_array, profile_inputs, profile_warnings
 from .drift import drift_warnings, training_ranges
@@ -71,6 +71,7 @@ def diagnose(evidence) -> tuple:
         # predict inputs off the training scale: the drift warning says it better than "unscaled"
         warnings = [w for w in warnings if w["cause"] != "unscaled_input"]
     warnings.extend(growth_rules.warn_large_initial_weights(ctx))
+    warnings.extend(setup_rules.warn_nonpositive_rate(ctx))
     in_diag = {d["cause"] for d in diagnosis}
     out, seen = [], set()
     for w in warnings:

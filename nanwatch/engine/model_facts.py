@@ -5,6 +5,8 @@ Each function reads, never changes, and returns plain data (see nanwatch/evidenc
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from . import stats
@@ -78,6 +80,9 @@ def layers_config(model) -> list:
 
 
 def optimizer_facts(optimizer) -> dict:
+    """The optimizer as the user built it: class, rate, clipping, epsilon, momentum, weight decay, and the
+    learning-rate schedule (its class, config and the user's name for it) when there is one. `learning_rate`
+    is the rate in force now (at the optimizer's current iteration), not a constructor argument."""
     inner = getattr(optimizer, "inner_optimizer", None)
     facts = {"class": type(optimizer).__name__, "learning_rate": None, "clipnorm": None, "clipvalue": None,
              "global_clipnorm": None, "loss_scale": inner is not None}
@@ -90,9 +95,103 @@ def optimizer_facts(optimizer) -> dict:
         pass
     for key in ("clipnorm", "clipvalue", "global_clipnorm"):
         facts[key] = getattr(target, key, None)
-    epsilon = getattr(target, "epsilon", None)
-    facts["epsilon"] = float(epsilon) if isinstance(epsilon, (int, float)) else None
+    for key in ("epsilon", "momentum", "weight_decay"):
+        value = getattr(target, key, None)
+        facts[key] = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    facts["nesterov"] = getattr(target, "nesterov", None) if isinstance(getattr(target, "nesterov", None), bool) else None
+    facts["iterations"] = iterations(optimizer)
+    facts["schedule"] = schedule_facts(optimizer)
+    facts["name"] = user_name(optimizer)
     return facts
+
+
+def _schedule(optimizer):
+    """The LearningRateSchedule (or callable) the optimizer evaluates every step, or None for a plain rate."""
+    target = getattr(optimizer, "inner_optimizer", None) or optimizer
+    rate = getattr(target, "_learning_rate", None)
+    if rate is None or hasattr(rate, "assign") or isinstance(rate, (int, float)):
+        return None
+    return rate if callable(rate) else None
+
+
+def schedule_facts(optimizer) -> dict | None:
+    """{class, config, custom, name} of the optimizer's learning-rate schedule; None without one."""
+    schedule = _schedule(optimizer)
+    if schedule is None:
+        return None
+    module = type(schedule).__module__ or ""
+    try:
+        raw = schedule.get_config()
+    except Exception:   # a custom schedule need not define get_config
+        raw = {}
+    config = {k: v for k, v in (raw or {}).items()
+              if isinstance(v, (int, float, str, bool)) or (isinstance(v, (list, tuple)) and len(v) <= 32)}
+    return {"class": type(schedule).__name__, "config": config, "name": user_name(schedule),
+            "custom": not module.startswith("keras."), "takes_step": _takes_step(schedule)}
+
+
+def _takes_step(schedule) -> bool:
+    """A LearningRateSchedule is called with the iteration; any other callable with no argument."""
+    return any(c.__name__ == "LearningRateSchedule" for c in type(schedule).__mro__)
+
+
+def iterations(optimizer) -> int | None:
+    """The optimizer's update count now (the step its schedule is evaluated at)."""
+    target = getattr(optimizer, "inner_optimizer", None) or optimizer
+    value = stats.scalar(getattr(target, "_iterations", None) if hasattr(target, "_iterations")
+                         else getattr(target, "iterations", None))
+    return int(value) if value is not None else None
+
+
+def current_learning_rate(optimizer) -> float | None:
+    """The rate the next update uses (a schedule evaluated at the current iteration, a callback's value)."""
+    target = getattr(optimizer, "inner_optimizer", None) or optimizer
+    try:
+        return float(np.asarray(target.learning_rate))
+    except Exception:
+        return None
+
+
+SCHEDULE_POINTS = 256   # at most this many steps' rates are evaluated and kept
+
+
+def schedule_rates(optimizer, steps: list) -> list:
+    """[[iteration, rate]] of the optimizer's schedule at these iterations (at most SCHEDULE_POINTS:
+    the first, the last ones and evenly spaced between), in one vectorised call when the schedule takes a
+    vector, else one call per point. [] without a schedule or when it cannot be evaluated."""
+    schedule = _schedule(optimizer)
+    if schedule is None or not steps or not _takes_step(schedule):
+        return []
+    steps = sorted(set(int(s) for s in steps))
+    if len(steps) > SCHEDULE_POINTS:
+        tail = steps[-SCHEDULE_POINTS // 4:]
+        head = steps[:-SCHEDULE_POINTS // 4]
+        stride = max(1, len(head) // (SCHEDULE_POINTS - len(tail)))
+        steps = sorted(set(head[::stride] + tail))
+    import tensorflow as tf
+    try:
+        values = np.asarray(schedule(tf.constant(steps, dtype=tf.int64)), dtype=float).reshape(-1)
+        if values.shape != (len(steps),):
+            raise ValueError("not elementwise")
+    except Exception:
+        try:
+            values = np.array([float(np.asarray(schedule(tf.constant(s, dtype=tf.int64)))) for s in steps])
+        except Exception:
+            return []
+    return [[s, float(v)] for s, v in zip(steps, values)]
+
+
+def user_name(obj) -> str | None:
+    """The name the user's top-level code (a notebook cell or a script: module __main__) gives this object."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals.get("__name__") == "__main__":
+            for space in (frame.f_locals, frame.f_globals):
+                for name, value in list(space.items()):
+                    if value is obj and not name.startswith("_"):
+                        return name
+        frame = frame.f_back
+    return None
 
 
 def loss_scaled(model) -> bool:
