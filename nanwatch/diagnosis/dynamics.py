@@ -129,10 +129,12 @@ def _is_recurrent(name: str | None, cls: str | None = None) -> bool:
     return any(h in text for h in RECURRENT_HINTS)
 
 
-def analyze(steps, layers=None, optimizer=None, dtype_policy=None, layer_classes=None, learning_rates=None) -> dict:
+def analyze(steps, layers=None, optimizer=None, dtype_policy=None, layer_classes=None, learning_rates=None,
+            failing_step=None) -> dict:
     """Numbers about the run's dynamics (JSON-safe dict). See the module docstring. `learning_rates`:
     Evidence.learning_rates, the rate in force step by step (rates.py); lr_level and the first update's
-    size are read from the rates the optimizer used, not only the one it was built with."""
+    size are read from the rates the optimizer used up to `failing_step` (first_nonfinite.step) or the first
+    non-finite step record, not only the one it was built with."""
     S = _train_steps(steps)
     out = {"n_steps": len(S), "nonfinite_step": None, "loss_baseline": None, "grad_baseline": None,
            "grad_peak": None, "grad_peak_step": None, "grad_last": None, "grad_growth": None,
@@ -153,8 +155,9 @@ def analyze(steps, layers=None, optimizer=None, dtype_policy=None, layer_classes
             out["nonfinite_step"] = s["step"]
             break
     stop = out["nonfinite_step"]
-    points = rates.series(learning_rates, optimizer, failing_step=stop)
-    out.update(rates.summary(points, horizon=stop if stop is not None else S[-1]["step"]))
+    horizon = failing_step if failing_step is not None else stop
+    points = rates.series(learning_rates, optimizer, failing_step=horizon)
+    out.update(rates.summary(points, horizon=horizon if horizon is not None else S[-1]["step"]))
     if out["lr_used"] is not None:
         out["lr_level"] = lr_level(dict(optimizer or {}, learning_rate=out["lr_used"]))
     pre = [s for s in S if stop is None or s["step"] < stop]
@@ -319,8 +322,8 @@ def explosion_candidates(a: dict, optimizer: dict | None) -> list:
     """learning_rate_too_high / exploding_gradients from an `analyze` result, when the run exploded."""
     exploded = a["explosion"] or (a["nonfinite_step"] is not None and (
         (a["rising_run"] >= 3 and (a["rising_growth"] or 1) >= 5) or (a["rising_run"] >= 2 and (a["rising_growth"] or 1) >= 10)))
-    if not exploded:
-        return []
+    if not exploded or (a.get("lr_min") is not None and a["lr_min"] < 0):
+        return []   # a negative rate climbs the loss: setup_rules.rule_nonpositive_rate says so
     return _classify(a, optimizer, post_nan=a["nonfinite_step"] is not None)
 
 

@@ -53,6 +53,10 @@ def _fix(s: dict, cap: float, family: str | None) -> str:
                 f"`{target} = keras.optimizers.schedules.{keep}, decay_rate=0.96)`")
     elif cls == "InverseTimeDecay" and num(cfg.get("decay_rate")) is not None and num(cfg["decay_rate"]) < 0:
         main = f"Make {who} decay: a positive decay_rate, `{target} = keras.optimizers.schedules.{keep}, decay_rate=0.5)`"
+    elif cls == "PiecewiseConstantDecay" and isinstance(cfg.get("values"), list):
+        values = [min(v, cap) if isinstance(v, (int, float)) else v for v in cfg["values"]]
+        main = (f"Keep the values of {who} below {dyn.fmt_lr(cap)}: `{target} = keras.optimizers.schedules."
+                f"PiecewiseConstantDecay({cfg.get('boundaries')!r}, {values!r})`")
     elif cls == "CosineDecay" and num(cfg.get("warmup_target")) is not None:
         main = f"Warm {who} up to a lower rate: `warmup_target={dyn.fmt_lr(cap)}`"
     else:
@@ -77,7 +81,7 @@ def rule_schedule_grows(ctx: Context) -> list:
     unbounded = _unbounded(s)
     if not unbounded and d.get("lr_level", 0) < 1:
         return []   # a warmup to an ordinary rate: not this
-    conf = 0.92 if unbounded else 0.82
+    conf = 0.92 if unbounded else 0.88   # above learning_rate_too_high (<= 0.85): the schedule made the rate
     failing = ctx.step if ctx.step is not None else d.get("nonfinite_step")
     ev = (f"The learning-rate schedule {_schedule_text(s)} raised the rate {fmt(growth, TREND)}x: "
           f"{fmt(start, TREND)} at step {d.get('lr_start_step')}, {fmt(used, TREND)} at step {d.get('lr_used_step')}")
