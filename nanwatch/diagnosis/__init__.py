@@ -4,7 +4,8 @@
 
 `evidence` is the engine's `nanwatch.evidence.Evidence` record, or a dict of its fields (every
 field optional): call, first_nonfinite, data (profiles from data_checks.profile_array), steps,
-layers, optimizer, nan_weights, initial_weight_norms, layers_config, dtype_policy, train_ranges.
+layers, optimizer, nan_weights, initial_weight_norms, layers_config, dtype_policy, train_ranges,
+learning_rates (the rate in force per train step: diagnosis/rates.py).
 
 - `diagnosis` explains a first non-finite value: ranked [{cause, confidence, evidence, fix}]; it is
   empty when the run stayed finite (then anything worth saying is a warning).
@@ -17,7 +18,8 @@ layers, optimizer, nan_weights, initial_weight_norms, layers_config, dtype_polic
 The pieces: `context` reads the evidence once; the rules live in `nonfinite_sources` (bad data or
 weights), `op_rules` (the first op's own arithmetic), `pattern_rules` (known patterns the engine
 traces: a fully masked softmax, the where trap, a non-differentiable point, an optimizer epsilon of 0)
-and `growth_rules` (what made values overflow);
+`growth_rules` (what made values overflow), `domain_rules` (an input outside its function's domain) and
+`setup_rules` (the training set-up: a learning-rate schedule that grows, a rate of 0 or below);
 `ranking` runs them and ranks the candidates. docs/causes.md lists every cause and what triggers it;
 docs/recipes/add-a-cause-rule.md says how to add one. Healthy runs give ([], []): see
 tests/unit/test_diagnosis_rules.py and the FALSE_ALARMS scenarios. Nothing here imports TensorFlow.
