@@ -89,10 +89,7 @@ def optimizer_facts(optimizer) -> dict:
     target = inner or optimizer
     if inner is not None:
         facts["inner_class"] = type(inner).__name__
-    try:
-        facts["learning_rate"] = float(np.asarray(target.learning_rate))
-    except Exception:
-        pass
+    facts["learning_rate"] = current_learning_rate(optimizer)
     for key in ("clipnorm", "clipvalue", "global_clipnorm"):
         facts[key] = getattr(target, key, None)
     for key in ("epsilon", "momentum", "weight_decay"):
@@ -147,7 +144,8 @@ def current_learning_rate(optimizer) -> float | None:
     """The rate the next update uses (a schedule evaluated at the current iteration, a callback's value)."""
     target = getattr(optimizer, "inner_optimizer", None) or optimizer
     try:
-        return float(np.asarray(target.learning_rate))
+        rate = target.learning_rate
+        return float(np.asarray(rate.numpy() if hasattr(rate, "numpy") else rate))
     except Exception:
         return None
 
