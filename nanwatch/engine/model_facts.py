@@ -150,28 +150,36 @@ def current_learning_rate(optimizer) -> float | None:
         return None
 
 
-SCHEDULE_POINTS = 256   # at most this many steps' rates are evaluated and kept
+SCHEDULE_POINTS = 256   # at most this many steps' rates are evaluated and kept (vectorised schedules)
+SCHEDULE_CALLS = 48     # ... and this many when the schedule takes one step per call (a warmup's tf.cond)
+
+
+def _sample(steps: list, limit: int) -> list:
+    """At most `limit` of the sorted steps: the first, the last quarter's worth, evenly spaced between."""
+    if len(steps) <= limit:
+        return steps
+    tail = steps[-(limit // 4):]
+    head = steps[:-(limit // 4)]
+    stride = -(-len(head) // (limit - len(tail)))
+    return sorted(set(head[::stride] + tail))
 
 
 def schedule_rates(optimizer, steps: list) -> list:
-    """[[iteration, rate]] of the optimizer's schedule at these iterations (at most SCHEDULE_POINTS:
-    the first, the last ones and evenly spaced between), in one vectorised call when the schedule takes a
-    vector, else one call per point. [] without a schedule or when it cannot be evaluated."""
+    """[[iteration, rate]] of the optimizer's schedule at these iterations: in one vectorised call when the
+    schedule takes a vector (at most SCHEDULE_POINTS), else one call per point (at most SCHEDULE_CALLS:
+    measured 1.3 s for 257 calls of a CosineDecay with warmup, 61 ms for one vectorised call over 257 points).
+    [] without a schedule or when it cannot be evaluated."""
     schedule = _schedule(optimizer)
     if schedule is None or not steps or not _takes_step(schedule):
         return []
-    steps = sorted(set(int(s) for s in steps))
-    if len(steps) > SCHEDULE_POINTS:
-        tail = steps[-SCHEDULE_POINTS // 4:]
-        head = steps[:-SCHEDULE_POINTS // 4]
-        stride = max(1, len(head) // (SCHEDULE_POINTS - len(tail)))
-        steps = sorted(set(head[::stride] + tail))
+    steps = _sample(sorted(set(int(s) for s in steps)), SCHEDULE_POINTS)
     import tensorflow as tf
     try:
         values = np.asarray(schedule(tf.constant(steps, dtype=tf.int64)), dtype=float).reshape(-1)
         if values.shape != (len(steps),):
             raise ValueError("not elementwise")
     except Exception:
+        steps = _sample(steps, SCHEDULE_CALLS)
         try:
             values = np.array([float(np.asarray(schedule(tf.constant(s, dtype=tf.int64)))) for s in steps])
         except Exception:
