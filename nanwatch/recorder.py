@@ -324,7 +324,10 @@ class Recorder(RunEvents):
             return
         with self._paused():
             rate = model_facts.current_learning_rate(self._optimizer)
-            count = model_facts.iterations(self._optimizer)
+            try:
+                count = model_facts.iterations(self._optimizer)
+            except Exception:
+                count = None
         self._failing_step = self.current_step()
         self.evidence.optimizer.update(learning_rate_at_failure=rate, iterations_at_failure=count)
         if not self.evidence.optimizer.get("schedule"):

@@ -96,9 +96,11 @@ def optimizer_facts(optimizer) -> dict:
         value = getattr(target, key, None)
         facts[key] = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
     facts["nesterov"] = getattr(target, "nesterov", None) if isinstance(getattr(target, "nesterov", None), bool) else None
-    facts["iterations"] = iterations(optimizer)
-    facts["schedule"] = schedule_facts(optimizer)
-    facts["name"] = user_name(optimizer)
+    facts.update(iterations=None, schedule=None, name=None)
+    try:   # an optimizer of another make (legacy tf.keras) must not break the run: these stay None
+        facts.update(iterations=iterations(optimizer), schedule=schedule_facts(optimizer), name=user_name(optimizer))
+    except Exception:
+        pass
     return facts
 
 
