@@ -24,7 +24,10 @@ class Evidence:
     # schema 1 `steps` and `layers`
     steps: list = field(default_factory=list)
     layers: list = field(default_factory=list)
-    # {class, inner_class?, learning_rate, clipnorm, clipvalue, global_clipnorm, loss_scale}
+    # {class, inner_class?, name, learning_rate, clipnorm, clipvalue, global_clipnorm, loss_scale, epsilon,
+    #  momentum, nesterov, weight_decay, iterations, schedule: {class, config, name, custom, takes_step} | None,
+    #  and once a value went non-finite: learning_rate_at_failure, iterations_at_failure}
+    # (engine/model_facts.optimizer_facts; learning_rate is the rate in force when the model was first seen)
     optimizer: dict | None = None
     # weights non-finite before the cell's first step: [{layer, variable, counts}]
     nan_weights: list = field(default_factory=list)
@@ -41,6 +44,10 @@ class Evidence:
     # the compiled loss against the output layer (engine/model_facts.loss_facts): {name, class,
     # from_logits, probabilistic, output_layer, output_class, output_activation}
     loss_config: dict | None = None
+    # the learning rate in force at train steps: [[step, rate], ...] in step order; every step (at most
+    # model_facts.SCHEDULE_POINTS) under a schedule, else the steps where the rate was read (the first step,
+    # each epoch's first step: a callback such as ReduceLROnPlateau changes it there, the failing step)
+    learning_rates: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -66,6 +66,9 @@ class Recorder(RunEvents):
         # pending, for the callback to end the run at its next step; raising there would end the call
         self.defer_stop = False
         self.stop_pending = False
+        self._optimizer = None                # the optimizer whose facts the evidence holds
+        self._lr_origin = None                # (train step, optimizer iteration) when it was first seen
+        self._failing_step = None             # the train step whose value went non-finite
 
     def attach(self, probe, layer_stats):
         self.probe = probe
@@ -121,7 +124,11 @@ class Recorder(RunEvents):
                 self.note(f"loss configuration not read: {exc!r}"[:300])
         optimizer = getattr(model, "optimizer", None)
         if optimizer is not None and ev.optimizer is None:
-            ev.optimizer = model_facts.optimizer_facts(optimizer)
+            with self._paused():
+                ev.optimizer = model_facts.optimizer_facts(optimizer)
+            self._optimizer = optimizer
+            self._lr_origin = (self.train_step, ev.optimizer.get("iterations"))
+            self._note_rate(ev.optimizer.get("learning_rate"))
         if model_facts.loss_scaled(model):
             self._loss_scales[id(model)] = model_facts.loss_scale(model)
             self.note("mixed precision with a LossScaleOptimizer: Inf/NaN gradients are expected there and the "
@@ -156,6 +163,39 @@ class Recorder(RunEvents):
 
     def epoch_started(self, epoch):
         self.epoch = epoch
+        if self._optimizer is not None and not (self.evidence.optimizer or {}).get("schedule"):
+            with self._paused():   # once per epoch: a callback (ReduceLROnPlateau, LearningRateScheduler) sets it
+                self._note_rate(model_facts.current_learning_rate(self._optimizer))
+
+    def _note_rate(self, rate, step=None):
+        """The rate in force from this train step on (kept only when it changed)."""
+        rates = self.evidence.learning_rates
+        step = self.train_step if step is None else step
+        if rate is None or (rates and rates[-1][1] == rate):
+            return
+        if rates and rates[-1][0] == step:
+            rates[-1][1] = rate
+        else:
+            rates.append([step, rate])
+
+    def complete_evidence(self):
+        """At the run's end: the schedule's rate at every train step the cell ran (no per-step read while
+        it trained: a schedule is a function of the optimizer's iteration)."""
+        opt = self.evidence.optimizer or {}
+        if self._optimizer is None or not opt.get("schedule") or self._lr_origin is None:
+            return
+        step0, iter0 = self._lr_origin
+        if iter0 is None:
+            return
+        last = self._failing_step if self._failing_step is not None else self.train_step - 1
+        steps = range(step0, max(step0, last) + 1)
+        try:
+            with self._paused():
+                rates = model_facts.schedule_rates(self._optimizer, [iter0 + s - step0 for s in steps])
+        except Exception as exc:
+            self.note(f"the learning-rate schedule could not be evaluated: {exc!r}"[:300])
+            return
+        self.evidence.learning_rates = [[step0 + it - iter0, rate] for it, rate in rates]
 
     def mode_decided(self, mode):
         """The report's mode is "fast" only if every Keras step function of the cell was fast."""
@@ -291,6 +331,7 @@ class Recorder(RunEvents):
             if weight is not None:
                 detection = dataclasses.replace(detection, weight=weight)
         self.detection = detection
+        self._rate_at_failure()
         for text in detection.notes:
             self.note(text)
         if (detection.op_type or "").startswith("__inference_"):
@@ -302,6 +343,22 @@ class Recorder(RunEvents):
                                        layer_names=self.layers.names, replayed=replayed, reproduced=reproduced)
         self.report.first_nonfinite = first
         self.publish("first_nonfinite", first, [])
+
+    def _rate_at_failure(self):
+        """The optimizer's iteration and the rate its next update uses, read when the value is found (the
+        failing step's update was not applied)."""
+        if self._optimizer is None or self.evidence.optimizer is None:
+            return
+        with self._paused():
+            rate = model_facts.current_learning_rate(self._optimizer)
+            try:
+                count = model_facts.iterations(self._optimizer)
+            except Exception:
+                count = None
+        self._failing_step = self.current_step()
+        self.evidence.optimizer.update(learning_rate_at_failure=rate, iterations_at_failure=count)
+        if not self.evidence.optimizer.get("schedule"):
+            self._note_rate(rate, self._failing_step)
 
     def _hold_gc(self):
         """The run stops here: hold Python's full garbage collection (0.2-7 s over TensorFlow's

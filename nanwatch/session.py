@@ -181,6 +181,7 @@ class WatchSession:
             self.recorder.check_final_state(self.layers.models + (self.state.models if self.state else []))
         report.info.extend(self._info())
         evidence.first_nonfinite, evidence.steps, evidence.layers = report.first_nonfinite, list(report.steps), report.layers
+        self.recorder.complete_evidence()
         try:
             from .diagnosis import diagnose, info_notes
             report.diagnosis, report.warnings = diagnose(evidence)

@@ -32,5 +32,8 @@ export const CAUSE_TITLES: { [cause: string]: string } = {
   loss_expects_probabilities: 'Probabilistic loss on outputs that are not probabilities',
   probabilities_as_logits: 'from_logits=True on outputs that are already probabilities',
   rare_values_standardized: 'Rarely non-zero features blown up by standardisation',
+  learning_rate_schedule_grows: 'Learning-rate schedule that grows',
+  learning_rate_nonpositive: 'Zero or negative learning rate',
+  domain_error: 'Input outside the function\'s domain',
   diagnosis_error: 'The diagnosis could not run'
 };

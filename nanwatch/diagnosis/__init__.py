@@ -4,7 +4,8 @@
 
 `evidence` is the engine's `nanwatch.evidence.Evidence` record, or a dict of its fields (every
 field optional): call, first_nonfinite, data (profiles from data_checks.profile_array), steps,
-layers, optimizer, nan_weights, initial_weight_norms, layers_config, dtype_policy, train_ranges.
+layers, optimizer, nan_weights, initial_weight_norms, layers_config, dtype_policy, train_ranges,
+learning_rates (the rate in force per train step: diagnosis/rates.py).
 
 - `diagnosis` explains a first non-finite value: ranked [{cause, confidence, evidence, fix}]; it is
   empty when the run stayed finite (then anything worth saying is a warning).
@@ -17,8 +18,10 @@ layers, optimizer, nan_weights, initial_weight_norms, layers_config, dtype_polic
 The pieces: `context` reads the evidence once; the rules live in `nonfinite_sources` (bad data or
 weights), `op_rules` (the first op's own arithmetic), `pattern_rules` (known patterns the engine
 traces: a fully masked softmax, the where trap, a non-differentiable point, an optimizer epsilon of 0),
-`growth_rules` (what made values overflow) and `config_rules` (the loss against the output activation,
-raw images, standardised rare features: what the user configured);
+`growth_rules` (what made values overflow), `domain_rules` (an input outside its function's domain),
+`setup_rules` (the training set-up: a learning-rate schedule that grows, a rate of 0 or below) and
+`config_rules` (the loss against the output activation, raw images, standardised rare features: what the
+user configured);
 `ranking` runs them and ranks the candidates. docs/causes.md lists every cause and what triggers it;
 docs/recipes/add-a-cause-rule.md says how to add one. Healthy runs give ([], []): see
 tests/unit/test_diagnosis_rules.py and the FALSE_ALARMS scenarios. Nothing here imports TensorFlow.
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 from ..numfmt import TREND, fmt
 from ..schema import CAUSE_IDS
-from . import config_rules, drift, dynamics, growth_rules, ranking
+from . import config_rules, drift, dynamics, growth_rules, ranking, setup_rules
 from .context import Context
 from .data_checks import FEATURE_ROLES, profile_array, profile_inputs, profile_warnings
 from .drift import drift_warnings, training_ranges
@@ -73,6 +76,7 @@ def diagnose(evidence) -> tuple:
         warnings = [w for w in warnings if w["cause"] != "unscaled_input"]
     warnings.extend(growth_rules.warn_large_initial_weights(ctx))
     warnings.extend(config_rules.config_warnings(ctx))
+    warnings.extend(setup_rules.warn_nonpositive_rate(ctx))
     in_diag = {d["cause"] for d in diagnosis}
     out, seen = [], set()
     for w in warnings:

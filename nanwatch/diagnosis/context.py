@@ -69,7 +69,8 @@ class Context:
         self.layer_classes = {k: v.get("class") for k, v in self.layer_cfg.items()}
         # the one analysis of the training dynamics: rules and early warnings all read this
         self.dyn = dyn.analyze(record.steps, record.layers, self.optimizer, self.dtype_policy,
-                               layer_classes=self.layer_classes)
+                               layer_classes=self.layer_classes, learning_rates=record.learning_rates,
+                               failing_step=self.step if self.call in ("fit", None) else None)
         self._profile_items = None
 
     # ---- inputs of the culprit op ----------------------------------------------------------------

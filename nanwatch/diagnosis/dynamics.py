@@ -42,6 +42,7 @@ import math
 import statistics
 
 from ..numfmt import TREND, fmt, num  # num is re-exported: tests and rules read numbers as dynamics.num
+from . import rates
 
 ADAPTIVE = {"adam", "adamw", "adamax", "nadam", "rmsprop", "adagrad", "adadelta", "adafactor", "lion",
             "ftrl", "lamb", "muon", "lossscaleoptimizer"}
@@ -55,6 +56,8 @@ RISING_GROWTH = 10.0
 LOSS_FACTOR = 100.0
 LOSS_SUSTAIN = 10.0
 WEIGHT_JUMP = 5.0
+LR_GROWTH = 10.0   # a rate in force >= 10x the first step's is a learning-rate signature
+MARGIN = 0.1       # the second of learning_rate_too_high / exploding_gradients stays this far below the first
 SGD_UPDATE_RATIO = 5.0
 SAMPLED_GAP = 4   # history points further apart than 4x the smallest gap were sampled apart
 
@@ -128,18 +131,23 @@ def _is_recurrent(name: str | None, cls: str | None = None) -> bool:
     return any(h in text for h in RECURRENT_HINTS)
 
 
-def analyze(steps, layers=None, optimizer=None, dtype_policy=None, layer_classes=None) -> dict:
-    """Numbers about the run's dynamics (JSON-safe dict). See the module docstring."""
+def analyze(steps, layers=None, optimizer=None, dtype_policy=None, layer_classes=None, learning_rates=None,
+            failing_step=None) -> dict:
+    """Numbers about the run's dynamics (JSON-safe dict). See the module docstring. `learning_rates`:
+    Evidence.learning_rates, the rate in force step by step (rates.py); lr_level and the first update's
+    size are read from the rates the optimizer used up to `failing_step` (first_nonfinite.step) or the first
+    non-finite step record, not only the one it was built with."""
     S = _train_steps(steps)
     out = {"n_steps": len(S), "nonfinite_step": None, "loss_baseline": None, "grad_baseline": None,
            "grad_peak": None, "grad_peak_step": None, "grad_last": None, "grad_growth": None,
            "grad_last_growth": None, "loss_peak": None, "loss_last": None, "loss_growth": None,
            "loss_sustained": False, "explosion": False, "explosion_step": None, "sudden": False,
            "rising_run": 0, "rising_growth": 1.0, "weight_jump": 1.0, "weight_jump_layer": None,
-           "weight_jump_step": None, "update_ratio0": None, "update_ratio0_layer": None,
+           "weight_jump_step": None, "weight_jump_to": None, "update_ratio0": None, "update_ratio0_layer": None,
            "top_layer": None, "top_layer_growth": None, "top_layer_share": None, "top_layer_recurrent": False,
            "lr_level": lr_level(optimizer), "family": optimizer_family(optimizer), "spikes": []}
     if not S:
+        out.update(rates.summary(rates.series(learning_rates, optimizer)))
         return out
     mixed = str(dtype_policy or "").startswith("mixed")
     # the first non-finite step (a non-finite gradient alone is expected under mixed precision)
@@ -149,6 +157,11 @@ def analyze(steps, layers=None, optimizer=None, dtype_policy=None, layer_classes
             out["nonfinite_step"] = s["step"]
             break
     stop = out["nonfinite_step"]
+    horizon = failing_step if failing_step is not None else stop
+    points = rates.series(learning_rates, optimizer, failing_step=horizon)
+    out.update(rates.summary(points, horizon=horizon if horizon is not None else S[-1]["step"]))
+    if out["lr_used"] is not None:
+        out["lr_level"] = lr_level(dict(optimizer or {}, learning_rate=out["lr_used"]))
     pre = [s for s in S if stop is None or s["step"] < stop]
     L = [(s["step"], num(s.get("loss"))) for s in pre if finite(s.get("loss"))]
     G = [(s["step"], num(s.get("grad_norm"))) for s in pre if finite(s.get("grad_norm"))]
@@ -192,7 +205,6 @@ def analyze(steps, layers=None, optimizer=None, dtype_policy=None, layer_classes
                 out["sudden"] = bool(before) and before[-1] < 10 * gb and out["rising_run"] <= 1
     # weights: the largest one-step jump of a layer's weight norm up to the explosion (or the end)
     horizon = out["explosion_step"] if out["explosion_step"] is not None else (stop if stop is not None else math.inf)
-    lr = num((optimizer or {}).get("learning_rate"))
     classes = layer_classes or {}
     for rec in layers or []:
         hist = [h for h in rec.get("history") or [] if h.get("step") is not None]
@@ -206,8 +218,10 @@ def analyze(steps, layers=None, optimizer=None, dtype_policy=None, layer_classes
                 continue
             if s1 <= horizon and w0 > 0 and w1 / w0 > out["weight_jump"]:
                 out["weight_jump"], out["weight_jump_layer"], out["weight_jump_step"] = w1 / w0, name, s0
-        if out["family"] == "sgd" and lr and hist:
+                out["weight_jump_to"] = s1
+        if out["family"] == "sgd" and hist and rates.rate_at(points, hist[0]["step"]):
             h0 = hist[0]
+            lr = rates.rate_at(points, h0["step"])
             g0, w0 = num(h0.get("grad_norm")), num(h0.get("weight_norm"))
             if g0 is not None and w0 and math.isfinite(g0) and w0 > 0:
                 r = lr * g0 / w0
@@ -242,30 +256,49 @@ def _lr_signs(a: dict) -> list:
     signs = []
     if a["weight_jump"] >= WEIGHT_JUMP:
         signs.append(f"the weight norm of '{a['weight_jump_layer']}' jumped {fmt(a['weight_jump'], TREND)}x in one update "
-                     f"(step {a['weight_jump_step']} to {a['weight_jump_step'] + 1})")
+                     f"(step {a['weight_jump_step']} to {a.get('weight_jump_to') or a['weight_jump_step'] + 1})")
     if a.get("update_ratio0") is not None and a["update_ratio0"] >= SGD_UPDATE_RATIO:
         signs.append(f"the first update lr*|g| was {fmt(a['update_ratio0'], TREND)}x the weight norm of "
                      f"'{a['update_ratio0_layer']}'")
     if a["lr_level"] == 2:
         signs.append("the learning rate is far above the usual range for this optimizer")
+    if (a.get("lr_growth") or 0) >= LR_GROWTH:
+        signs.append(f"the learning rate grew {fmt(a['lr_growth'], TREND)}x during the run (from "
+                     f"{fmt(a['lr_start'], TREND)} at step {a['lr_start_step']} to {fmt(a['lr_used'], TREND)} at step "
+                     f"{a['lr_used_step']})")
     return signs
 
 
-def optimizer_code(optimizer: dict | None, lr_new: float | None, clip: bool = True) -> str:
-    """The fixed optimizer as code: `keras.optimizers.SGD(learning_rate=0.001, clipnorm=1.0)`."""
+def optimizer_code(optimizer: dict | None, lr_new: float | None, clip: bool = True, lr_code: str | None = None) -> str:
+    """The fixed optimizer as code: `keras.optimizers.SGD(learning_rate=0.001, clipnorm=1.0)`; `lr_code` puts
+    an expression (the user's schedule object) in place of the number."""
     cls = optimizer_class(optimizer) or "SGD"
     if cls.lower() == "lossscaleoptimizer":
         cls = "Adam"
     args = []
-    if lr_new is not None:
+    if lr_code is not None:
+        args.append(f"learning_rate={lr_code}")
+    elif lr_new is not None:
         args.append(f"learning_rate={fmt_lr(lr_new)}")
     if clip:
         args.append("clipnorm=1.0")
     return f"keras.optimizers.{cls}({', '.join(args)})"
 
 
+def _clip_code(optimizer: dict | None, a: dict) -> str:
+    """The optimizer with clipnorm, keeping the user's learning rate: their schedule by name, the first rate
+    when it changed during the run, else the rate."""
+    schedule = (optimizer or {}).get("schedule") if isinstance((optimizer or {}).get("schedule"), dict) else None
+    if schedule and schedule.get("name"):
+        return optimizer_code(optimizer, None, clip=True, lr_code=schedule["name"])
+    if a.get("lr_varies") and a.get("lr_start") is not None:
+        return optimizer_code(optimizer, a["lr_start"], clip=True)
+    lr = a.get("lr_used") if a.get("lr_used") is not None else num((optimizer or {}).get("learning_rate"))
+    return optimizer_code(optimizer, lr, clip=True)
+
+
 def _suggest_lr(optimizer: dict | None, a: dict) -> float | None:
-    lr = num((optimizer or {}).get("learning_rate"))
+    lr = a.get("lr_used") if a.get("lr_used") is not None else num((optimizer or {}).get("learning_rate"))
     if lr is None or not math.isfinite(lr) or lr <= 0:
         return None
     factor = 0.1
@@ -278,7 +311,7 @@ def _suggest_lr(optimizer: dict | None, a: dict) -> float | None:
     return new
 
 
-def _growth_text(a: dict) -> str:
+def growth_text(a: dict) -> str:
     parts = []
     if a.get("grad_baseline") and a.get("grad_peak") is not None:
         steps = (a["grad_peak_step"] or 0)
@@ -294,36 +327,62 @@ def _growth_text(a: dict) -> str:
 
 def explosion_candidates(a: dict, optimizer: dict | None) -> list:
     """learning_rate_too_high / exploding_gradients from an `analyze` result, when the run exploded."""
-    exploded = a["explosion"] or (a["nonfinite_step"] is not None and a["rising_run"] >= 3
-                                  and (a["rising_growth"] or 1) >= 5)
-    if not exploded:
-        return []
+    exploded = a["explosion"] or (a["nonfinite_step"] is not None and (
+        (a["rising_run"] >= 3 and (a["rising_growth"] or 1) >= 5) or (a["rising_run"] >= 2 and (a["rising_growth"] or 1) >= 10)))
+    if not exploded or (a.get("lr_min") is not None and a["lr_min"] < 0):
+        return []   # a negative rate climbs the loss: setup_rules.rule_nonpositive_rate says so
     return _classify(a, optimizer, post_nan=a["nonfinite_step"] is not None)
 
 
+def _lr_text(a: dict, optimizer: dict | None) -> tuple:
+    """(the rate the updates used, 'SGD learning_rate=0.01' or 'SGD learning rate 2.9 at step 13 (0.01 at
+    step 0)' when it changed during the run)."""
+    cls = optimizer_class(optimizer) or "optimizer"
+    lr = a.get("lr_used") if a.get("lr_used") is not None else num((optimizer or {}).get("learning_rate"))
+    if lr is None:
+        return None, "the learning rate"
+    if a.get("lr_varies") and a.get("lr_start") is not None:
+        return lr, (f"{cls} learning rate {fmt(lr, TREND)} at step {a['lr_used_step']} ({fmt(a['lr_start'], TREND)} "
+                    f"at step {a['lr_start_step']})")
+    return lr, f"{cls} learning_rate={fmt(lr, TREND)}"
+
+
 def _classify(a: dict, optimizer: dict | None, post_nan: bool) -> list:
+    """The two stories of an explosion, the stronger first and the other at least MARGIN below it, so that
+    noise in one run (a borderline 'sudden' jump, a weight norm sampled or not) cannot swap them: a
+    learning-rate signature leads; without one, a rate already high for the optimizer leads unless the layer
+    whose gradient grew most is recurrent; otherwise exploding gradients lead."""
     out = []
     signs = _lr_signs(a)
-    growth = _growth_text(a)
-    lr = num((optimizer or {}).get("learning_rate"))
-    lr_txt = f"{optimizer_class(optimizer) or 'optimizer'} learning_rate={fmt(lr, TREND)}" if lr is not None else "the learning rate"
+    growth = growth_text(a)
+    lr, lr_txt = _lr_text(a, optimizer)
     new_lr = _suggest_lr(optimizer, a)
     strong = len(signs)
     layer_txt = ""
     if a.get("top_layer") and a.get("top_layer_growth"):
         layer_txt = f"; layer '{a['top_layer']}' grew most ({fmt(a['top_layer_growth'], TREND)}x)"
+    lower = {
+        "cause": "learning_rate_too_high",
+        "fix": (f"Lower the learning rate (and clip): `optimizer={optimizer_code(optimizer, new_lr)}`"
+                + ("" if new_lr is None else f" (was {fmt(lr, TREND)})") + "."),
+    }
     if strong:
         conf = 0.85 if strong >= 2 else 0.75
-        out.append({
-            "cause": "learning_rate_too_high", "confidence": conf,
-            "evidence": f"{lr_txt}: {'; '.join(signs)}; {growth}: updates overshoot, loss and gradients grow together.",
-            "fix": (f"Lower the learning rate (and clip): `optimizer={optimizer_code(optimizer, new_lr)}`"
-                    + ("" if new_lr is None else f" (was {fmt(lr, TREND)})") + "."),
-        })
+        out.append(dict(lower, confidence=conf,
+                        evidence=f"{lr_txt}: {'; '.join(signs)}; {growth}: updates overshoot, loss and gradients grow together."))
         out.append({
             "cause": "exploding_gradients", "confidence": 0.4,
             "evidence": f"{growth}{layer_txt}.",
-            "fix": f"Clip gradients: `optimizer={optimizer_code(optimizer, lr, clip=True)}`.",
+            "fix": f"Clip gradients: `optimizer={_clip_code(optimizer, a)}`.",
+        })
+    elif a["lr_level"] >= 1 and not a.get("top_layer_recurrent"):
+        out.append(dict(lower, confidence=0.6,
+                        evidence=(f"{lr_txt} is high for this optimizer and no layer history shows the gradients "
+                                  f"growing on their own; {growth}.")))
+        out.append({
+            "cause": "exploding_gradients", "confidence": 0.45,
+            "evidence": f"{growth}{layer_txt}.",
+            "fix": f"Clip the gradients: `optimizer={_clip_code(optimizer, a)}`.",
         })
     else:
         conf = 0.8
@@ -340,20 +399,23 @@ def _classify(a: dict, optimizer: dict | None, post_nan: bool) -> list:
             "cause": "exploding_gradients", "confidence": conf,
             "evidence": (f"{growth}{layer_txt}, while {lr_txt} is ordinary and the weights barely moved "
                          f"(largest one-step weight change {fmt(a['weight_jump'], TREND)}x).{sudden}"),
-            "fix": f"Clip the gradients, keep the learning rate: `optimizer={optimizer_code(optimizer, lr, clip=True)}`{rec}.",
+            "fix": f"Clip the gradients, keep the learning rate: `optimizer={_clip_code(optimizer, a)}`{rec}.",
         })
         out.append({
-            "cause": "learning_rate_too_high", "confidence": 0.5 if a["lr_level"] == 1 else 0.3,
+            "cause": "learning_rate_too_high",
+            "confidence": round(min(0.5 if a["lr_level"] == 1 else 0.3, conf - MARGIN), 3),
             "evidence": f"{lr_txt}; {growth}.",
             "fix": f"A smaller learning rate also helps: `optimizer={optimizer_code(optimizer, new_lr)}`.",
         })
     return out
 
 
-def early_warnings(steps, layers=None, optimizer=None, dtype_policy=None, layer_classes=None, analysis=None) -> list:
+def early_warnings(steps, layers=None, optimizer=None, dtype_policy=None, layer_classes=None, analysis=None,
+                   learning_rates=None) -> list:
     """Warnings {cause, evidence, fix} while the run is still finite (none on healthy runs).
     `analysis`: the `analyze` result of these same arguments, when the caller has it already."""
-    a = analysis if analysis is not None else analyze(steps, layers, optimizer, dtype_policy, layer_classes)
+    a = analysis if analysis is not None else analyze(steps, layers, optimizer, dtype_policy, layer_classes,
+                                                      learning_rates)
     if a["nonfinite_step"] is not None:
         return []
     why = _early_alarm(a)

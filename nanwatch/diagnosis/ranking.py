@@ -12,10 +12,11 @@ from __future__ import annotations
 from ..numfmt import EVIDENCE, fmt, num
 from ..ops import OVERFLOW_OPS
 from . import dynamics as dyn
-from . import config_rules, growth_rules, nonfinite_sources, op_rules, pattern_rules
+from . import config_rules, domain_rules, growth_rules, nonfinite_sources, op_rules, pattern_rules, setup_rules
 from .context import Context, cand
 
-RULES = nonfinite_sources.RULES + op_rules.RULES + pattern_rules.RULES + growth_rules.RULES + config_rules.RULES
+RULES = (nonfinite_sources.RULES + op_rules.RULES + domain_rules.RULES + pattern_rules.RULES + growth_rules.RULES
+         + setup_rules.RULES + config_rules.RULES)
 # cause -> the causes it explains better (capped at 0.5 below it when it fires at 0.85+)
 SUPERSEDES = {**pattern_rules.SUPERSEDES, **config_rules.SUPERSEDES}
 MIN_CONFIDENCE = 0.25   # candidates below this are not reported

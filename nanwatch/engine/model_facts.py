@@ -5,6 +5,8 @@ Each function reads, never changes, and returns plain data (see nanwatch/evidenc
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from . import stats
@@ -78,21 +80,126 @@ def layers_config(model) -> list:
 
 
 def optimizer_facts(optimizer) -> dict:
+    """The optimizer as the user built it: class, rate, clipping, epsilon, momentum, weight decay, and the
+    learning-rate schedule (its class, config and the user's name for it) when there is one. `learning_rate`
+    is the rate in force now (at the optimizer's current iteration), not a constructor argument."""
     inner = getattr(optimizer, "inner_optimizer", None)
     facts = {"class": type(optimizer).__name__, "learning_rate": None, "clipnorm": None, "clipvalue": None,
              "global_clipnorm": None, "loss_scale": inner is not None}
     target = inner or optimizer
     if inner is not None:
         facts["inner_class"] = type(inner).__name__
-    try:
-        facts["learning_rate"] = float(np.asarray(target.learning_rate))
-    except Exception:
-        pass
+    facts["learning_rate"] = current_learning_rate(optimizer)
     for key in ("clipnorm", "clipvalue", "global_clipnorm"):
         facts[key] = getattr(target, key, None)
-    epsilon = getattr(target, "epsilon", None)
-    facts["epsilon"] = float(epsilon) if isinstance(epsilon, (int, float)) else None
+    for key in ("epsilon", "momentum", "weight_decay"):
+        value = getattr(target, key, None)
+        facts[key] = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    facts["nesterov"] = getattr(target, "nesterov", None) if isinstance(getattr(target, "nesterov", None), bool) else None
+    facts.update(iterations=None, schedule=None, name=None)
+    try:   # an optimizer of another make (legacy tf.keras) must not break the run: these stay None
+        facts.update(iterations=iterations(optimizer), schedule=schedule_facts(optimizer), name=user_name(optimizer))
+    except Exception:
+        pass
     return facts
+
+
+def _schedule(optimizer):
+    """The LearningRateSchedule (or callable) the optimizer evaluates every step, or None for a plain rate."""
+    target = getattr(optimizer, "inner_optimizer", None) or optimizer
+    rate = getattr(target, "_learning_rate", None)
+    if rate is None or hasattr(rate, "assign") or isinstance(rate, (int, float)):
+        return None
+    return rate if callable(rate) else None
+
+
+def schedule_facts(optimizer) -> dict | None:
+    """{class, config, custom, name} of the optimizer's learning-rate schedule; None without one."""
+    schedule = _schedule(optimizer)
+    if schedule is None:
+        return None
+    module = type(schedule).__module__ or ""
+    try:
+        raw = schedule.get_config()
+    except Exception:   # a custom schedule need not define get_config
+        raw = {}
+    config = {k: v for k, v in (raw or {}).items()
+              if isinstance(v, (int, float, str, bool)) or (isinstance(v, (list, tuple)) and len(v) <= 32)}
+    return {"class": type(schedule).__name__, "config": config, "name": user_name(schedule),
+            "custom": not module.startswith("keras."), "takes_step": _takes_step(schedule)}
+
+
+def _takes_step(schedule) -> bool:
+    """A LearningRateSchedule is called with the iteration; any other callable with no argument."""
+    return any(c.__name__ == "LearningRateSchedule" for c in type(schedule).__mro__)
+
+
+def iterations(optimizer) -> int | None:
+    """The optimizer's update count now (the step its schedule is evaluated at)."""
+    target = getattr(optimizer, "inner_optimizer", None) or optimizer
+    value = stats.scalar(getattr(target, "_iterations", None) if hasattr(target, "_iterations")
+                         else getattr(target, "iterations", None))
+    return int(value) if value is not None else None
+
+
+def current_learning_rate(optimizer) -> float | None:
+    """The rate the next update uses (a schedule evaluated at the current iteration, a callback's value)."""
+    target = getattr(optimizer, "inner_optimizer", None) or optimizer
+    try:
+        rate = target.learning_rate
+        return float(np.asarray(rate.numpy() if hasattr(rate, "numpy") else rate))
+    except Exception:
+        return None
+
+
+SCHEDULE_POINTS = 256   # at most this many steps' rates are evaluated and kept (vectorised schedules)
+SCHEDULE_CALLS = 48     # ... and this many when the schedule takes one step per call (a warmup's tf.cond)
+
+
+def _sample(steps: list, limit: int) -> list:
+    """At most `limit` of the sorted steps: the first, the last quarter's worth, evenly spaced between."""
+    if len(steps) <= limit:
+        return steps
+    tail = steps[-(limit // 4):]
+    head = steps[:-(limit // 4)]
+    stride = -(-len(head) // (limit - len(tail)))
+    return sorted(set(head[::stride] + tail))
+
+
+def schedule_rates(optimizer, steps: list) -> list:
+    """[[iteration, rate]] of the optimizer's schedule at these iterations: in one vectorised call when the
+    schedule takes a vector (at most SCHEDULE_POINTS), else one call per point (at most SCHEDULE_CALLS:
+    measured 1.3 s for 257 calls of a CosineDecay with warmup, 61 ms for one vectorised call over 257 points).
+    [] without a schedule or when it cannot be evaluated."""
+    schedule = _schedule(optimizer)
+    if schedule is None or not steps or not _takes_step(schedule):
+        return []
+    steps = _sample(sorted(set(int(s) for s in steps)), SCHEDULE_POINTS)
+    import tensorflow as tf
+    try:
+        values = np.asarray(schedule(tf.constant(steps, dtype=tf.int64)), dtype=float).reshape(-1)
+        if values.shape != (len(steps),):
+            raise ValueError("not elementwise")
+    except Exception:
+        steps = _sample(steps, SCHEDULE_CALLS)
+        try:
+            values = np.array([float(np.asarray(schedule(tf.constant(s, dtype=tf.int64)))) for s in steps])
+        except Exception:
+            return []
+    return [[s, float(v)] for s, v in zip(steps, values)]
+
+
+def user_name(obj) -> str | None:
+    """The name the user's top-level code (a notebook cell or a script: module __main__) gives this object."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals.get("__name__") == "__main__":
+            for space in (frame.f_locals, frame.f_globals):
+                for name, value in list(space.items()):
+                    if value is obj and not name.startswith("_"):
+                        return name
+        frame = frame.f_back
+    return None
 
 
 def loss_scaled(model) -> bool:
