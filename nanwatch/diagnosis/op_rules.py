@@ -247,6 +247,13 @@ def rule_exp(ctx: Context) -> list:
         ev += " The features feeding it are unscaled: " + unscaled[0]["evidence"]
     code = ctx.code or ""
     fixed = rewrite.stable_exp(code) if code else None
+    activation = ((ctx.layer_cfg.get(ctx.layer) or {}).get("config") or {}).get("activation") if ctx.layer else None
+    if activation == "exponential":
+        # a Keras layer's own exponential activation (AUTOTRAINER's models): the layer is the fix's place
+        fix = (f"Layer '{ctx.layer}' applies `activation=\"exponential\"`, which overflows {dt} once its input passes "
+               f"{limit:.4g}; give it `activation=\"relu\"` (or another activation that does not grow "
+               f"exponentially), or normalise the layer's inputs (a `keras.layers.BatchNormalization()` before it).")
+        return [cand("exp_overflow", UNKNOWN_CONF if hi is None else 0.92, ev, fix)]
     if fixed:
         fix = f"{line_ref(ctx).capitalize()} becomes: `{fixed.strip()}`."
     else:

@@ -582,7 +582,7 @@ def _finite(raw, line, fix_words=_LOG_FIX, causes=("log_of_nonpositive",)):
 
 _CN60 = "plain: 60 steps, every loss and variable finite; check_numerics: no op raised"
 _EXP_CHAIN_FACTS = dict(ops={"Exp"}, causes={"exp_overflow"}, fix_words=("activation", "relu"),
-                        nanwatch=dict(detected=True, localised=True, cause=True, fix_location=False))
+                        nanwatch=dict(detected=True, localised=True, cause=True, fix_location=True))
 
 
 def _exp_chain(layer, raw):
@@ -626,11 +626,11 @@ FACTS = {
     "a04_circle_model_0ae2cd88_exp": _exp_chain("activation_2", _AT_RAW.format(op="sequential_1/activation_2_1/Exp")),
     "a05_circle_model_0eb8d545_exp": _exp_chain("activation_2", _AT_RAW.format(op="sequential_1/activation_2_1/Exp")),
     "u01_umlaut_eval_b_negative_lr": dict(
-        reproduces=True, ops={"Square"}, line="model.fit(train_images", causes={"learning_rate_too_high"},
+        reproduces=True, ops={"Square"}, line="model.fit(train_images", causes={"learning_rate_nonpositive"},
         raw="plain: both losses finite, but after the cell every Adam velocity slot holds Inf (model state); "
             "check_numerics: Square (graph, adam/Square: Adam's g**2), line model.fit",
         fix_words=("positive", "negative", "learning_rate=1e-3", "learning_rate=0.001"),
-        nanwatch=dict(_MISS, detected=True, localised=True)),
+        nanwatch=dict(detected=True, localised=True, cause=True, fix_location=True)),
     **{name: dict(fixed=True, reproduces=False, raw="plain and check_numerics: finite") for name in FIXED},
 }
 

@@ -287,6 +287,21 @@ def test_exp_overflow_poisson_loss_clips():
     assert cause == "exp_overflow" and "tf.exp(tf.minimum(log_rate, 80.0))" in d[0]["fix"]
 
 
+def test_exp_overflow_in_an_exponential_activation_names_the_layer_and_relu():
+    # realbugs a01-a05 (AUTOTRAINER): Dense + Activation("exponential") chains overflow at step 0 inside fit
+    layers = [{"name": "dense_1", "class": "Dense", "config": {"activation": "linear"}},
+              {"name": "activation_1", "class": "Activation", "config": {"activation": "exponential"}}]
+    ev = {"call": "fit", "layers_config": layers,
+          "first_nonfinite": first("Exp", "forward", [inp(3.0, 140.0, size=64)], layer="activation_1", pos_inf=5,
+                                   code="model.fit(X, Y, epochs=2)", line=9)}
+    cause, d, _ = top(ev)
+    assert cause == "exp_overflow" and "'activation_1'" in d[0]["fix"] and 'activation="relu"' in d[0]["fix"]
+    # the same Exp in a layer without an exponential activation keeps the softmax / logsumexp advice
+    ev["layers_config"] = [dict(layers[1], config={"activation": "linear"})]
+    cause, d, _ = top(ev)
+    assert cause == "exp_overflow" and 'activation="relu"' not in d[0]["fix"] and "softmax" in d[0]["fix"]
+
+
 def test_float16_overflow_vs_exp_overflow():
     # d10 (measured: MatMul in float16 under mixed_float16): 300 inputs of 250 with ones -> 75000 > 65504
     ev16 = {"dtype_policy": "mixed_float16", "layers_config": [{"name": "wide", "class": "Dense", "config": {}}],
