@@ -45,6 +45,38 @@ def mirrored():
     return out
 
 
+MIRRORED_OPTIMIZER = '''
+import numpy as np, tensorflow as tf, keras
+keras.utils.set_random_seed(7)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+X = np.random.rand(64, 4).astype("float32"); X[:, 2] = 0.0     # a feature that is always 0
+y = np.random.rand(64, 1).astype("float32")
+with strategy.scope():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu", name="hidden"),
+                              keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3, epsilon=0.0), loss="mse")
+model.fit(X, y, batch_size=32, epochs=1, verbose=0, shuffle=False)
+'''
+
+
+def mirrored_optimizer():
+    """MirroredStrategy: an update that would write NaN into a weight (Adam, epsilon 0, a zero column)."""
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import nanwatch
+    ip = _shell()
+    out = {}
+    for mode in ("auto", "exact"):
+        result = ip.run_cell(f"%%nanwatch --no-panel --mode {mode}\n" + MIRRORED_OPTIMIZER)
+        model = ip.user_ns["model"]    # the watched cell stops at the NaN: its weights, read here
+        state = list(model.weights) + list(model.optimizer.variables)
+        out[mode] = {"ok": result.error_in_exec is None, "report": nanwatch.last_report().to_dict(),
+                     "state_finite": all(bool(np.isfinite(np.asarray(v)).all()) for v in state)}
+    return out
+
+
 DETERMINISTIC = '''
 import numpy as np, keras, tensorflow as tf
 keras.utils.set_random_seed(3)

@@ -98,6 +98,20 @@ def test_mirrored_strategy_names_the_replica():
     assert any("fast mode cannot serve" in n for n in out["auto"]["report"]["run"]["notes"])
 
 
+def test_mirrored_strategy_update_that_writes_nan_is_caught_at_its_step():
+    """Weights and slots are sinks under a strategy too: Adam(epsilon=0) dividing 0 by 0 for a feature that
+    is always 0 is found in the optimizer phase at step 0, and the NaN never reaches the weights."""
+    out = isolated("mirrored_optimizer")
+    for mode, run in out.items():
+        report = run["report"]
+        first = report["first_nonfinite"]
+        assert run["ok"], mode
+        assert report["status"] == "nonfinite", (mode, report["status"])
+        assert (first["op_type"], first["phase"], first["step"]) == ("RealDiv", "optimizer", 0), (mode, first)
+        assert report["diagnosis"][0]["cause"] == "optimizer_epsilon_zero", (mode, report["diagnosis"])
+        assert run["state_finite"] is True, mode       # no weight or optimizer slot holds the NaN
+
+
 def test_healthy_runs_are_bit_identical_to_runs_without_nanwatch():
     """Both modes, 48 Adam steps with dropout under enable_op_determinism: bit for bit. In exact
     mode this holds because contractions and their bias adds are left unchecked: a check between
