@@ -48,6 +48,17 @@ export interface IHistoryEntry {
   activation_norm: Num;
 }
 
+/** How a series (steps, a layer's history) was cut to a bounded sample (schema 1's SeriesSampling). */
+export interface ISeriesSampling {
+  recorded: number | null;
+  kept: number | null;
+  head: number | null;
+  tail: number | null;
+  stride: number | null;
+  notable: number | null;
+  notable_dropped: number | null;
+}
+
 export interface ILayerRecord {
   layer: string;
   weight_norm: Num;
@@ -60,6 +71,8 @@ export interface ILayerRecord {
   nan: number | null;
   inf: number | null;
   history: IHistoryEntry[];
+  /** null in reports older than bounded series, or when the kernel sent none */
+  history_sampling: ISeriesSampling | null;
 }
 
 export interface ICounts {
@@ -189,6 +202,8 @@ export interface IReport {
     error: string | null;
     /** false when the kernel could not watch (TensorFlow missing or too old): nothing was checked */
     watched: boolean | null;
+    /** which step records `steps` kept in a long run (null in older reports) */
+    step_sampling: ISeriesSampling | null;
   };
   first_nonfinite: IFirstNonfinite | null;
   diagnosis: IDiagnosis[];
@@ -371,6 +386,21 @@ function readHistory(x: unknown): IHistoryEntry | null {
   };
 }
 
+export function readSampling(x: unknown): ISeriesSampling | null {
+  if (!isObj(x)) {
+    return null;
+  }
+  return {
+    recorded: int(x.recorded),
+    kept: int(x.kept),
+    head: int(x.head),
+    tail: int(x.tail),
+    stride: int(x.stride),
+    notable: int(x.notable),
+    notable_dropped: int(x.notable_dropped)
+  };
+}
+
 export function readLayer(x: unknown): ILayerRecord | null {
   if (!isObj(x)) {
     return null;
@@ -390,7 +420,8 @@ export function readLayer(x: unknown): ILayerRecord | null {
     std: num(x.std),
     nan: int(x.nan),
     inf: int(x.inf),
-    history: list(x.history, readHistory, MAX_HISTORY)
+    history: list(x.history, readHistory, MAX_HISTORY),
+    history_sampling: readSampling(x.history_sampling)
   };
 }
 
@@ -570,7 +601,8 @@ export function readReport(x: unknown): IReport | null {
       stopped: bool(run.stopped),
       notes: list(run.notes, v => str(v), 50),
       error: str(run.error),
-      watched: bool(run.watched)
+      watched: bool(run.watched),
+      step_sampling: readSampling(run.step_sampling)
     },
     first_nonfinite: readFirst(x.first_nonfinite),
     diagnosis: list(x.diagnosis, readDiagnosis, 50),
