@@ -88,23 +88,36 @@ def _finish(indent: str, original_body: str, parsed_src: str, new_src: str) -> s
     return indent + new_src
 
 
-def wrap_calls(line: str, names: set, wrapper) -> str | None:
-    """Wrap the first argument of every call to one of `names`: wrapper(arg_src, lib) -> new text."""
+class _Unrewritable(Exception):
+    """An edit met a call it must change but cannot read: the whole line is left alone."""
+
+
+def _edit_calls(line: str, edit) -> str | None:
+    """The line with every call node rewritten by edit(node, src) -> (start, end, new text), or None to keep
+    that call; None when no call changed or an edit raised _Unrewritable."""
     p = _parse(line)
     if p is None:
         return None
     indent, src, tree = p
-    edits = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and _func_name(node) in names and node.args:
-            arg = node.args[0]
-            seg = ast.get_source_segment(src, arg)
-            if seg is None:
-                return None
-            edits.append((*_span(arg), wrapper(seg, _lib(_root(node)))))
+    try:
+        edits = [e for node in ast.walk(tree) if isinstance(node, ast.Call) for e in [edit(node, src)] if e is not None]
+    except _Unrewritable:
+        return None
     if not edits:
         return None
     return _finish(indent, line.strip(), src, _splice(src, _outermost(edits)))
+
+
+def wrap_calls(line: str, names: set, wrapper) -> str | None:
+    """Wrap the first argument of every call to one of `names`: wrapper(arg_src, lib) -> new text."""
+    def edit(node, src):
+        if _func_name(node) not in names or not node.args:
+            return None
+        seg = ast.get_source_segment(src, node.args[0])
+        if seg is None:
+            raise _Unrewritable
+        return (*_span(node.args[0]), wrapper(seg, _lib(_root(node))))
+    return _edit_calls(line, edit)
 
 
 def clip_log(line: str, probability: bool = True) -> str | None:
@@ -135,23 +148,16 @@ def _one_plus(node):
 
 def log1p_line(line: str) -> str | None:
     """tf.math.log(1 + x) -> tf.math.log1p(tf.maximum(x, -1.0 + 1e-7)): exact for small x, finite at -1."""
-    p = _parse(line)
-    if p is None:
-        return None
-    indent, src, tree = p
-    edits = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and _func_name(node) in LOG_NAMES and len(node.args) == 1:
-            x = _one_plus(node.args[0])
-            func = ast.get_source_segment(src, node.func)
-            seg = ast.get_source_segment(src, x) if x is not None else None
-            if seg is None or func is None or not func.endswith("log"):
-                continue
-            lib = _lib(_root(node))
-            edits.append((*_span(node), f"{func}1p({lib}.maximum({seg}, -1.0 + 1e-7))"))
-    if not edits:
-        return None
-    return _finish(indent, line.strip(), src, _splice(src, _outermost(edits)))
+    def edit(node, src):
+        if _func_name(node) not in LOG_NAMES or len(node.args) != 1:
+            return None
+        x = _one_plus(node.args[0])
+        func = ast.get_source_segment(src, node.func)
+        seg = ast.get_source_segment(src, x) if x is not None else None
+        if seg is None or func is None or not func.endswith("log"):
+            return None
+        return (*_span(node), f"{func}1p({_lib(_root(node))}.maximum({seg}, -1.0 + 1e-7))")
+    return _edit_calls(line, edit)
 
 
 def guard_sqrt(line: str) -> str | None:
