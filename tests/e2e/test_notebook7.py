@@ -14,19 +14,11 @@ load, with nanwatch disabled too: printed, not counted). Screenshots: artifacts/
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_sidebar import CHROMIUM, NOTEBOOKS, PANEL, ROOT, UI
+from tests.e2e.test_sidebar import NOTEBOOKS, PANEL, ROOT, UI
+from tests.support.jupyter_server import chromium, jupyter_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -35,97 +27,19 @@ BUILD = ROOT / "nanwatch" / "labextension"
 REPORT_FILE = ROOT / "labextension" / "test" / "fixtures" / "report_files" / "script_log_loss.json"
 
 
-def free_port() -> int:
-    import socket
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def jupyter() -> str:
-    exe = Path(sys.executable).parent / "jupyter"
-    return str(exe) if exe.exists() else (shutil.which("jupyter") or "jupyter")
-
-
 @pytest.fixture(scope="module")
 def notebook7():
     pytest.importorskip("notebook", minversion="7")
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian Chromium is missing: apt-get install -y chromium (scripts/setup.sh does it)")
-    tmp = Path(tempfile.mkdtemp(prefix="nanwatch-nb7-"))
-    root = tmp / "root"
-    root.mkdir()
-    shutil.copy(NOTEBOOKS / "nan_log.ipynb", root / "nan_log.ipynb")
     # a report written by a real `python -m nanwatch run --report ... SCRIPT.py` (the jest fixture)
-    shutil.copy(REPORT_FILE, root / "script_report.json")
-    env = dict(os.environ)
-    if (BUILD / "package.json").exists():   # this checkout's build, ahead of the installed extension
-        data = tmp / "data" / "labextensions"
-        data.mkdir(parents=True)
-        (data / "nanwatch").symlink_to(BUILD, target_is_directory=True)
-        env["JUPYTER_PATH"] = os.pathsep.join([str(tmp / "data")] + [p for p in [env.get("JUPYTER_PATH")] if p])
-    env.update({
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        "PYTHONPATH": f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}",
-        "IPYTHONDIR": str(tmp / "ipython"),
-        "JUPYTER_CONFIG_DIR": str(tmp / "config"),
-        "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
-        "JUPYTERLAB_SETTINGS_DIR": str(tmp / "settings"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"),
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "MPLBACKEND": "Agg",
-    })
-    settings = tmp / "settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    listed = subprocess.run([jupyter(), "labextension", "list"], capture_output=True, text=True, timeout=120,
-                            env=env)
-    out = re.sub(r"\x1b\[[0-9;]*m", "", listed.stdout + listed.stderr)
-    assert re.search(r"nanwatch v\S+ enabled\s+OK", out), "no nanwatch labextension (jlpm build:prod or pip install .):\n" + out
-    port, token = free_port(), "nanwatch-nb7-" + os.urandom(8).hex()
-    log = open(tmp / "notebook.log", "w")
-    proc = subprocess.Popen(
-        [jupyter(), "notebook", "--allow-root", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--port={port}",
-         "--port-retries=0", f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}",
-         "--ServerApp.terminals_enabled=False"],
-        cwd=str(root), env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail("jupyter notebook did not start:\n" + (tmp / "notebook.log").read_text()[-3000:])
-            time.sleep(0.3)
-        yield {"base": base, "token": token, "root": root, "log": tmp / "notebook.log"}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+    files = {"nan_log.ipynb": NOTEBOOKS / "nan_log.ipynb", "script_report.json": REPORT_FILE}
+    with jupyter_server("notebook", files, "nanwatch-nb7-", extension_build=BUILD) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM,
-                              args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 class Notebook7(UI):

@@ -24,19 +24,13 @@ No page error and no console error mentioning nanwatch. Screenshots: artifacts/e
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.support.jupyter_server import chromium, jupyter_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -44,97 +38,21 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
 EXAMPLE = ROOT / "example_notebooks" / "quickstart.ipynb"
 ARTIFACTS = ROOT / "artifacts" / "e2e"
-CHROMIUM = "/usr/bin/chromium"
-VENV_BIN = Path(sys.executable).parent
 
 PANEL = "#nanwatch-inspector"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _jupyter() -> str:
-    exe = VENV_BIN / "jupyter"
-    return str(exe) if exe.exists() else (shutil.which("jupyter") or "jupyter")
-
-
 @pytest.fixture(scope="module")
 def lab():
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian Chromium is missing: apt-get install -y chromium (scripts/setup.sh does it)")
-    listed = subprocess.run([_jupyter(), "labextension", "list"], capture_output=True, text=True, timeout=120)
-    out = re.sub(r"\x1b\[[0-9;]*m", "", listed.stdout + listed.stderr)
-    assert re.search(r"nanwatch v\S+ enabled\s+OK", out), (
-        "the nanwatch labextension is not installed (run scripts/setup.sh, i.e. pip install .):\n" + out)
-
-    tmp = Path(tempfile.mkdtemp(prefix="nanwatch-e2e-"))
-    root = tmp / "root"
-    root.mkdir()
-    for nb in [EXAMPLE, NOTEBOOKS / "nan_log.ipynb"]:
-        shutil.copy(nb, root / nb.name)
-    settings = tmp / "settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    # no news / update toasts over the sidebar
-    (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    env = dict(os.environ)
-    env.update({
-        "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-        "PYTHONPATH": f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}",
-        "IPYTHONDIR": str(tmp / "ipython"),
-        "JUPYTER_CONFIG_DIR": str(tmp / "config"),
-        "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
-        "JUPYTERLAB_SETTINGS_DIR": str(tmp / "settings"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"),
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "MPLBACKEND": "Agg",
-    })
-    port, token = _free_port(), "nanwatch-e2e-" + os.urandom(8).hex()
-    log = open(tmp / "lab.log", "w")
-    proc = subprocess.Popen(
-        [_jupyter(), "lab", "--allow-root", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--port={port}",
-         "--port-retries=0", f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}",
-         "--LabApp.news_url=", "--ServerApp.terminals_enabled=False"],
-        cwd=str(root), env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail("jupyter lab did not start:\n" + (tmp / "lab.log").read_text()[-3000:])
-            time.sleep(0.3)
-        yield {"base": base, "token": token, "root": root, "log": tmp / "lab.log"}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+    files = {p.name: p for p in [EXAMPLE, NOTEBOOKS / "nan_log.ipynb"]}
+    with jupyter_server("lab", files, "nanwatch-e2e-", extra_args=["--LabApp.news_url="]) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM,
-                              args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 class UI:
