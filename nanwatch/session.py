@@ -127,6 +127,8 @@ class WatchSession:
                 self.hooks = None
         self.tape = TapePatch(self.recorder, self.probe)
         self.tape.install(tf)
+        if self.options.figures:
+            _import_figures()
         self.probe.install()
 
     def __exit__(self, exc_type, exc, tb):
@@ -214,6 +216,15 @@ class WatchSession:
             info.append(f"LossScaleOptimizer skipped {skipped} step(s) with Inf gradients (by design, not an alarm): "
                         "Inf gradients absorbed by the LossScaleOptimizer's all-finite check")
         return info
+
+
+def _import_figures():
+    """matplotlib's first import takes about a second: paid before the training, not between the
+    first NaN and its report (issue 14 asks <= 1 s for that)."""
+    try:
+        from .views import figures  # noqa: F401
+    except ImportError:
+        pass
 
 
 def _legacy_keras() -> bool:
