@@ -68,6 +68,7 @@ class Recorder(RunEvents):
         self.stop_pending = False
         self._optimizer = None                # the optimizer whose facts the evidence holds
         self._lr_origin = None                # (train step, optimizer iteration) when it was first seen
+        self._custom_loop_rates = False       # that step counts a custom loop's steps (tape_steps)
         self._failing_step = None             # the train step whose value went non-finite
 
     def attach(self, probe, layer_stats):
@@ -124,11 +125,7 @@ class Recorder(RunEvents):
                 self.note(f"loss configuration not read: {exc!r}"[:300])
         optimizer = getattr(model, "optimizer", None)
         if optimizer is not None and ev.optimizer is None:
-            with self._paused():
-                ev.optimizer = model_facts.optimizer_facts(optimizer)
-            self._optimizer = optimizer
-            self._lr_origin = (self.train_step, ev.optimizer.get("iterations"))
-            self._note_rate(ev.optimizer.get("learning_rate"))
+            self._first_optimizer(optimizer, self.train_step)
         if model_facts.loss_scaled(model):
             self._loss_scales[id(model)] = model_facts.loss_scale(model)
             self.note("mixed precision with a LossScaleOptimizer: Inf/NaN gradients are expected there and the "
@@ -137,6 +134,20 @@ class Recorder(RunEvents):
         policy = getattr(getattr(model, "dtype_policy", None), "name", None)
         if policy:
             ev.dtype_policy = policy
+
+    def optimizer_seen(self, optimizer):
+        if not self._calls and self.evidence.optimizer is None:
+            self._first_optimizer(optimizer, self.tape_steps, custom_loop=True)
+
+    def _first_optimizer(self, optimizer, step, custom_loop=False):
+        """The optimizer whose facts the evidence holds, and the step its rates are counted from."""
+        import tensorflow as tf
+        with self._paused(), tf.init_scope():    # read eagerly, even while a user's step is traced
+            self.evidence.optimizer = model_facts.optimizer_facts(optimizer)
+        self._optimizer = optimizer
+        self._lr_origin = (step, self.evidence.optimizer.get("iterations"))
+        self._custom_loop_rates = custom_loop
+        self._note_rate(self.evidence.optimizer.get("learning_rate"), step)
 
     def call_started(self, model, call, x, y, weights=None):
         self._calls.append(call)
@@ -187,7 +198,8 @@ class Recorder(RunEvents):
         step0, iter0 = self._lr_origin
         if iter0 is None:
             return
-        last = self._failing_step if self._failing_step is not None else self.train_step - 1
+        steps_run = self.tape_steps if self._custom_loop_rates else self.train_step
+        last = self._failing_step if self._failing_step is not None else steps_run - 1
         steps = range(step0, max(step0, last) + 1)
         try:
             with self._paused():

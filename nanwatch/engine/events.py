@@ -33,6 +33,10 @@ class RunEvents:
     def model_seen(self, model) -> None:
         """First sight of a Keras model in this cell; its layers are in the run's LayerIndex."""
 
+    def optimizer_seen(self, optimizer) -> None:
+        """An optimizer applies gradients outside Keras fit (a custom loop, eager or traced): its
+        facts (rate, schedule, epsilon, clipping) as for a compiled model's optimizer."""
+
     def call_started(self, model, call: str, x, y, weights: dict | None = None) -> None:
         """`model.fit/evaluate/predict` begins, with the arrays (or dataset) the user passed, and
         `weights`: {"sample_weight", "class_weight"} as given (None when absent).

@@ -82,6 +82,8 @@ class KerasStatePatch:
         patch = self
 
         def apply(optimizer, grads, trainable_variables=None):
+            if patch.probe.active:
+                patch.probe.events.optimizer_seen(optimizer)   # a custom loop's optimizer: its facts
             if not _eager():
                 patch.traced_applies += 1      # a tf.function being traced applies gradients: a step
             if _eager() and patch.probe.active and trainable_variables is not None:

@@ -20,6 +20,24 @@ model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(64, activation=
 '''
 
 
+# A custom training loop of the TensorFlow guides: the optimizer is never compiled into the model.
+LOOP = """
+schedule = keras.optimizers.schedules.{sched}
+opt = keras.optimizers.{opt}(schedule)
+loss_fn = keras.losses.MeanSquaredError()
+ds = tf.data.Dataset.from_tensor_slices((X, y)).batch(32)
+{deco}def train_step(xb, yb):
+    with tf.GradientTape() as tape:
+        loss = loss_fn(yb, model(xb, training=True))
+    grads = tape.gradient(loss, model.trainable_variables)
+    opt.apply_gradients(zip(grads, model.trainable_variables))
+    return loss
+for epoch in range(3):
+    for xb, yb in ds:
+        train_step(xb, yb)
+"""
+
+
 def mlp(seed: int, rows: int, rest: str) -> str:
     return MLP_DATA.format(seed=seed, rows=rows) + rest.strip("\n") + "\n"
 
@@ -112,6 +130,23 @@ for step in range(3):
     optimizer.apply_gradients(zip(grads, encoder.trainable_variables))
 ''',
         expect=dict(status={"nonfinite"}, first_op={"Acos"}, line_contains="tf.acos(cos)", cause={"domain_error"})),
+    Scenario(
+        "s08_growing_schedule_in_a_custom_loop",
+        note=("s01's growing ExponentialDecay in an eager GradientTape loop, the optimizer never compiled into a "
+              "model: its facts come from its apply_gradients. CN: Square (eager, the loss: 32 +Inf), shape (32, 1). "
+              "plain: no error, every weight NaN after the loop. Before the optimizer was read from apply_gradients, the "
+              "diagnosis was learning_rate_too_high 0.35 with a generic fix."),
+        code=mlp(15, 512, """import tensorflow as tf""" + LOOP.format(
+            sched="ExponentialDecay(0.01, decay_steps=1, decay_rate=1.5)", opt="SGD", deco="")),
+        expect=dict(status={"nonfinite"}, cause={"learning_rate_schedule_grows"})),
+    Scenario(
+        "s09_growing_schedule_in_a_tf_function_step",
+        note=("s08 with the step a user @tf.function (fast mode: sinks read after each call, then an eager "
+              "replay). CN: Square mean_squared_error/Square (graph train_step), shape (32, 1). plain: no error, "
+              "every weight NaN after the loop."),
+        code=mlp(15, 512, """import tensorflow as tf""" + LOOP.format(
+            sched="ExponentialDecay(0.01, decay_steps=1, decay_rate=1.5)", opt="SGD", deco="@tf.function\n")),
+        expect=dict(status={"nonfinite"}, cause={"learning_rate_schedule_grows"})),
 )
 
 FALSE_ALARMS = catalogue(
@@ -145,5 +180,12 @@ warm = keras.optimizers.schedules.CosineDecay(0.0, decay_steps=100, warmup_targe
 model.compile(optimizer=keras.optimizers.Adam(warm), loss="mse")
 model.fit(X, y, epochs=3, batch_size=32, verbose=0)
 '''),
+        expect=dict(status={"healthy"})),
+    Scenario(
+        "h04_decaying_schedule_in_a_tf_function_step",
+        note="h01's ordinary decaying schedule in a user @tf.function GradientTape step, never compiled. CN: "
+              "nothing raised. plain: all finite.",
+        code=mlp(21, 512, """import tensorflow as tf""" + LOOP.format(
+            sched="ExponentialDecay(0.05, decay_steps=10, decay_rate=0.9)", opt="SGD", deco="@tf.function\n")),
         expect=dict(status={"healthy"})),
 )
