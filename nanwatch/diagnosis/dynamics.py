@@ -43,9 +43,10 @@ import statistics
 
 from ..numfmt import TREND, fmt, num  # num is re-exported: tests and rules read numbers as dynamics.num
 from . import rates
+# re-exported: rules read the optimizer helpers as dynamics.optimizer_code etc.
+from .optimizer_fix import (effective_rate_text, fmt_lr, lr_level, optimizer_class, optimizer_code,  # noqa: F401
+                            optimizer_family, user_clip_text)
 
-ADAPTIVE = {"adam", "adamw", "adamax", "nadam", "rmsprop", "adagrad", "adadelta", "adafactor", "lion",
-            "ftrl", "lamb", "muon", "lossscaleoptimizer"}
 RECURRENT_HINTS = ("rnn", "lstm", "gru", "recurrent", "conv_lstm", "convlstm")
 TRAIN_PHASES = (None, "train", "fit", "custom", "training")
 
@@ -65,45 +66,6 @@ SAMPLED_GAP = 4   # history points further apart than 4x the smallest gap were s
 def finite(v) -> bool:
     v = num(v)
     return v is not None and math.isfinite(v)
-
-
-def fmt_lr(v: float) -> str:
-    """A float literal Keras 3 accepts (never an int): 0.001, 1.0, 5e-05."""
-    v = float(f"{v:.1g}")
-    return repr(v)
-
-
-def optimizer_class(optimizer: dict | None) -> str | None:
-    """The optimizer doing the updates (the inner one of a LossScaleOptimizer)."""
-    opt = optimizer or {}
-    cls = opt.get("class")
-    if str(cls).lower() == "lossscaleoptimizer" and opt.get("inner_class"):
-        return opt["inner_class"]
-    return cls
-
-
-def optimizer_family(optimizer: dict | None) -> str | None:
-    cls = (optimizer_class(optimizer) or "").lower()
-    if not cls:
-        return None
-    if cls in ADAPTIVE or cls.startswith("adam"):
-        return "adaptive"
-    if cls in ("sgd", "gradientdescent", "momentum"):
-        return "sgd"
-    return "other"
-
-
-def lr_level(optimizer: dict | None) -> int:
-    """0: ordinary, 1: high, 2: far too high for this optimizer family."""
-    lr = num((optimizer or {}).get("learning_rate"))
-    fam = optimizer_family(optimizer)
-    if lr is None or not math.isfinite(lr) or fam is None:
-        return 0
-    if fam == "sgd":
-        return 2 if lr >= 1.0 else 1 if lr >= 0.3 else 0
-    if fam == "adaptive":
-        return 2 if lr >= 0.1 else 1 if lr >= 0.03 else 0
-    return 2 if lr >= 1.0 else 0
 
 
 def _baseline(values: list) -> float:
@@ -145,7 +107,7 @@ def analyze(steps, layers=None, optimizer=None, dtype_policy=None, layer_classes
            "rising_run": 0, "rising_growth": 1.0, "weight_jump": 1.0, "weight_jump_layer": None,
            "weight_jump_step": None, "weight_jump_to": None, "update_ratio0": None, "update_ratio0_layer": None,
            "top_layer": None, "top_layer_growth": None, "top_layer_share": None, "top_layer_recurrent": False,
-           "lr_level": lr_level(optimizer), "family": optimizer_family(optimizer), "spikes": []}
+           "lr_level": lr_level(optimizer, effective=True), "family": optimizer_family(optimizer), "spikes": []}
     if not S:
         out.update(rates.summary(rates.series(learning_rates, optimizer)))
         return out
@@ -161,7 +123,7 @@ def analyze(steps, layers=None, optimizer=None, dtype_policy=None, layer_classes
     points = rates.series(learning_rates, optimizer, failing_step=horizon)
     out.update(rates.summary(points, horizon=horizon if horizon is not None else S[-1]["step"]))
     if out["lr_used"] is not None:
-        out["lr_level"] = lr_level(dict(optimizer or {}, learning_rate=out["lr_used"]))
+        out["lr_level"] = lr_level(dict(optimizer or {}, learning_rate=out["lr_used"]), effective=True)
     pre = [s for s in S if stop is None or s["step"] < stop]
     L = [(s["step"], num(s.get("loss"))) for s in pre if finite(s.get("loss"))]
     G = [(s["step"], num(s.get("grad_norm"))) for s in pre if finite(s.get("grad_norm"))]
@@ -269,22 +231,6 @@ def _lr_signs(a: dict) -> list:
     return signs
 
 
-def optimizer_code(optimizer: dict | None, lr_new: float | None, clip: bool = True, lr_code: str | None = None) -> str:
-    """The fixed optimizer as code: `keras.optimizers.SGD(learning_rate=0.001, clipnorm=1.0)`; `lr_code` puts
-    an expression (the user's schedule object) in place of the number."""
-    cls = optimizer_class(optimizer) or "SGD"
-    if cls.lower() == "lossscaleoptimizer":
-        cls = "Adam"
-    args = []
-    if lr_code is not None:
-        args.append(f"learning_rate={lr_code}")
-    elif lr_new is not None:
-        args.append(f"learning_rate={fmt_lr(lr_new)}")
-    if clip:
-        args.append("clipnorm=1.0")
-    return f"keras.optimizers.{cls}({', '.join(args)})"
-
-
 def _clip_code(optimizer: dict | None, a: dict) -> str:
     """The optimizer with clipnorm, keeping the user's learning rate: their schedule by name, the first rate
     when it changed during the run, else the rate."""
@@ -295,6 +241,15 @@ def _clip_code(optimizer: dict | None, a: dict) -> str:
         return optimizer_code(optimizer, a["lr_start"], clip=True)
     lr = a.get("lr_used") if a.get("lr_used") is not None else num((optimizer or {}).get("learning_rate"))
     return optimizer_code(optimizer, lr, clip=True)
+
+
+def _clip_fix(optimizer: dict | None, a: dict, new_lr, advice: str, extra: str = "") -> str:
+    """Clip the gradients; when the user's optimizer clips already, say so and lower the rate instead."""
+    own = user_clip_text(optimizer)
+    if own:
+        return (f"Your optimizer clips already ({own}) and the gradients still grew: lower the learning rate, "
+                f"keeping the clip: `optimizer={optimizer_code(optimizer, new_lr)}`{extra}.")
+    return f"{advice}: `optimizer={_clip_code(optimizer, a)}`{extra}."
 
 
 def _suggest_lr(optimizer: dict | None, a: dict) -> float | None:
@@ -343,8 +298,8 @@ def _lr_text(a: dict, optimizer: dict | None) -> tuple:
         return None, "the learning rate"
     if a.get("lr_varies") and a.get("lr_start") is not None:
         return lr, (f"{cls} learning rate {fmt(lr, TREND)} at step {a['lr_used_step']} ({fmt(a['lr_start'], TREND)} "
-                    f"at step {a['lr_start_step']})")
-    return lr, f"{cls} learning_rate={fmt(lr, TREND)}"
+                    f"at step {a['lr_start_step']}){effective_rate_text(optimizer, lr)}")
+    return lr, f"{cls} learning_rate={fmt(lr, TREND)}{effective_rate_text(optimizer, lr)}"
 
 
 def _classify(a: dict, optimizer: dict | None, post_nan: bool) -> list:
@@ -373,7 +328,7 @@ def _classify(a: dict, optimizer: dict | None, post_nan: bool) -> list:
         out.append({
             "cause": "exploding_gradients", "confidence": 0.4,
             "evidence": f"{growth}{layer_txt}.",
-            "fix": f"Clip gradients: `optimizer={_clip_code(optimizer, a)}`.",
+            "fix": _clip_fix(optimizer, a, new_lr, "Clip gradients"),
         })
     elif a["lr_level"] >= 1 and not a.get("top_layer_recurrent"):
         out.append(dict(lower, confidence=0.6,
@@ -382,7 +337,7 @@ def _classify(a: dict, optimizer: dict | None, post_nan: bool) -> list:
         out.append({
             "cause": "exploding_gradients", "confidence": 0.45,
             "evidence": f"{growth}{layer_txt}.",
-            "fix": f"Clip the gradients: `optimizer={_clip_code(optimizer, a)}`.",
+            "fix": _clip_fix(optimizer, a, new_lr, "Clip the gradients"),
         })
     else:
         conf = 0.8
@@ -399,7 +354,7 @@ def _classify(a: dict, optimizer: dict | None, post_nan: bool) -> list:
             "cause": "exploding_gradients", "confidence": conf,
             "evidence": (f"{growth}{layer_txt}, while {lr_txt} is ordinary and the weights barely moved "
                          f"(largest one-step weight change {fmt(a['weight_jump'], TREND)}x).{sudden}"),
-            "fix": f"Clip the gradients, keep the learning rate: `optimizer={_clip_code(optimizer, a)}`{rec}.",
+            "fix": _clip_fix(optimizer, a, new_lr, "Clip the gradients, keep the learning rate", rec),
         })
         out.append({
             "cause": "learning_rate_too_high",

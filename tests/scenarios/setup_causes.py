@@ -147,6 +147,18 @@ for step in range(3):
         code=mlp(15, 512, """import tensorflow as tf""" + LOOP.format(
             sched="ExponentialDecay(0.01, decay_steps=1, decay_rate=1.5)", opt="SGD", deco="@tf.function\n")),
         expect=dict(status={"nonfinite"}, cause={"learning_rate_schedule_grows"})),
+    Scenario(
+        "s10_sgd_momentum_steps_too_large",
+        note=("SGD(0.1, momentum=0.9): momentum makes the steps those of a rate of 1.0 (lr / (1 - m)); "
+              "SGD(0.01, momentum=0.9) and SGD(0.1) stay finite on this cell (measured). Before momentum was "
+              "read, the diagnosis was exploding_gradients 0.8 ('the learning rate is ordinary') with a fix that "
+              "dropped the momentum. CN: Square compile_loss/mse/Square (graph one_step_on_data), shape (32, 1). plain: History loss "
+              "[8.22, nan, nan, nan, nan], every weight NaN."),
+        code=mlp(15, 512, '''
+model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1, momentum=0.9), loss="mse")
+model.fit(X, y, epochs=5, batch_size=32, verbose=0)
+'''),
+        expect=dict(status={"nonfinite"}, cause={"learning_rate_too_high"})),
 )
 
 FALSE_ALARMS = catalogue(

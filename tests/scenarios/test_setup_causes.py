@@ -109,3 +109,10 @@ def test_same_ranking_across_seeds(cell, code, seeds, first):
         assert result.error_in_exec is None and report.to_dict()["status"] == "nonfinite", report.to_text()
         orders[seed] = tuple(d["cause"] for d in report.to_dict()["diagnosis"][:2])
     assert set(orders.values()) == {(first, orders[seeds[0]][1])}, orders
+
+
+def test_momentum_fix_keeps_the_momentum(runner):
+    """The fix lowers the rate and keeps what the user chose (momentum), instead of a plain SGD."""
+    top = runner.report(SCENARIOS["s10_sgd_momentum_steps_too_large"]).to_dict()["diagnosis"][0]
+    assert "momentum=0.9" in top["evidence"] and "steps as large as a rate of 1" in top["evidence"]
+    assert "keras.optimizers.SGD(learning_rate=0.01, momentum=0.9" in top["fix"]
