@@ -77,6 +77,8 @@ def diagnose(evidence) -> tuple:
     warnings.extend(growth_rules.warn_large_initial_weights(ctx))
     warnings.extend(config_rules.config_warnings(ctx))
     warnings.extend(setup_rules.warn_nonpositive_rate(ctx))
+    if not any(w["cause"] == "learning_rate_too_high" for w in warnings):
+        warnings.extend(setup_rules.warn_rate_out_of_range(ctx))
     in_diag = {d["cause"] for d in diagnosis}
     out, seen = [], set()
     for w in warnings:

@@ -132,4 +132,35 @@ def warn_nonpositive_rate(ctx: Context) -> list:
     return []
 
 
+NO_PROGRESS_STEPS = 10   # the rate-out-of-range warning needs at least this many finite train steps
+
+
+def warn_rate_out_of_range(ctx: Context) -> list:
+    """A finite run whose rate is far above its optimizer's usual range (dynamics.lr_level 2, SGD's momentum
+    counted) and whose loss ended no lower than it started: the updates overshoot without a NaN yet.
+    Measured on the diagnosis MLP (5 epochs): Adam(1.0) ends at loss 60 from 8.9 (warned); Adam(0.3) ends at
+    4.6 (not warned: it learns). The rate alone is no alarm: real programs train tiny regressions with
+    Adam(1.0) or SGD(1.0) and their loss falls (tests/scenarios/realbugs.py f54, f56)."""
+    d = ctx.dyn
+    start, last = num(d.get("loss_baseline")), num(d.get("loss_last"))
+    if d.get("nonfinite_step") is not None or (d.get("n_steps") or 0) < NO_PROGRESS_STEPS or d.get("lr_level") != 2:
+        return []
+    if start is None or last is None or last < start:
+        return []
+    opt = ctx.optimizer or {}
+    lr = num(d.get("lr_used")) if d.get("lr_used") is not None else num(opt.get("learning_rate"))
+    if lr is None or lr <= 0:
+        return []
+    family = dyn.optimizer_family(opt)
+    usual = USUAL_MAX.get(family or "other", 0.01)
+    cls = dyn.optimizer_class(opt) or "the optimizer"
+    return [{"cause": "learning_rate_too_high",
+             "evidence": (f"{cls} learning_rate={fmt(lr, TREND)}{dyn.effective_rate_text(opt, lr)} is far above the "
+                          f"usual range for {FAMILY_NAMES.get(family or '', 'this optimizer')} (up to about "
+                          f"{dyn.fmt_lr(usual)}), and the loss ended at {fmt(last, TREND)}, no lower than its start "
+                          f"({fmt(start, TREND)}) after {d['n_steps']} steps: the updates overshoot."),
+             "fix": (f"Lower the learning rate: `optimizer={dyn.optimizer_code(opt, min(lr / 10, usual), clip=False)}` "
+                     f"(was {fmt(lr, TREND)}).")}]
+
+
 RULES = (rule_schedule_grows, rule_nonpositive_rate)

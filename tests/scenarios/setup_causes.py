@@ -159,6 +159,16 @@ model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1, momentum=0.9), l
 model.fit(X, y, epochs=5, batch_size=32, verbose=0)
 '''),
         expect=dict(status={"nonfinite"}, cause={"learning_rate_too_high"})),
+    Scenario(
+        "s11_adam_rate_far_too_high_without_nan",
+        note=("Adam(1.0): no NaN, but the loss (Keras's running mean) goes 8.9 -> 6000 -> 60 at the end: worse "
+              "than at the start. A warning (learning_rate_too_high) before the training goes wrong. CN: nothing "
+              "raised. plain: all finite."),
+        code=mlp(15, 512, '''
+model.compile(optimizer=keras.optimizers.Adam(learning_rate=1.0), loss="mse")
+model.fit(X, y, epochs=5, batch_size=32, verbose=0)
+'''),
+        expect=dict(status={"warning"}, any_cause={"learning_rate_too_high"})),
 )
 
 FALSE_ALARMS = catalogue(
@@ -199,5 +209,14 @@ model.fit(X, y, epochs=3, batch_size=32, verbose=0)
               "nothing raised. plain: all finite.",
         code=mlp(21, 512, """import tensorflow as tf""" + LOOP.format(
             sched="ExponentialDecay(0.05, decay_steps=10, decay_rate=0.9)", opt="SGD", deco="@tf.function\n")),
+        expect=dict(status={"healthy"})),
+    Scenario(
+        "h05_adam_high_rate_that_still_learns",
+        note=("Adam(0.3), 3x Adam's usual upper end: the loss climbs to 28 early and ends at 4.6, below its start "
+              "(8.9): it learns, so no rate warning. CN: nothing raised. plain: all finite."),
+        code=mlp(15, 512, '''
+model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.3), loss="mse")
+model.fit(X, y, epochs=5, batch_size=32, verbose=0)
+'''),
         expect=dict(status={"healthy"})),
 )
