@@ -12,6 +12,8 @@ training step: each call is a step record. A function traced before the cell is 
 
 from __future__ import annotations
 
+from . import distributed
+
 
 class _Found(Exception):
     """Stops a replay at the first value that reaches the training."""
@@ -60,6 +62,13 @@ class FunctionPatch:
             return original(fn, *args, **kwargs)     # called while another function is traced
         if self.fast:
             return self._call_fast(original, fn, args, kwargs)
+        if distributed.cluster() is not None or distributed.several_replicas(self._state_variables(fn, args, kwargs)):
+            # the Python body run eagerly would run the replicas in threads the checks do not reach, and a
+            # check raising on one worker would leave the others waiting in the step's all-reduce
+            self.events.note(f"tf.function '{fn.__name__}' runs under a distribution strategy with several "
+                             "replicas: it was watched in fast mode (checked after each call, the failing call "
+                             "replayed replica by replica), not exact mode.")
+            return self._call_fast(original, fn, args, kwargs)
         # exact: the function's Python body, run eagerly: every op checked, with provenance (its
         # tape.gradient calls are the steps, as in an eager loop)
         return fn.python_function(*args, **kwargs)
@@ -84,10 +93,15 @@ class FunctionPatch:
                        if getattr(getattr(t, "dtype", None), "is_floating", False)]
         bad_state = not all(stats.all_finite(a) for a in values)
         bad_output = not all(stats.all_finite(a) for a in outputs)
+        group = distributed.cluster()
+        if group is not None and group.any_harm(bad_state or bad_output) and not (bad_state or bad_output):
+            bad_output = "another worker"    # harm on another worker: this one stops at the same call
         if bad_state or bad_output:
             before = self._before.get(id(fn))
             self._harm_seen(fn, args, kwargs, variables, before,
-                            "non-finite weights or slots after the call" if bad_state else "a non-finite output")
+                            "non-finite weights or slots after the call" if bad_state else
+                            "a non-finite output on another worker" if bad_output == "another worker" else
+                            "a non-finite output", group)
             with self.probe.paused():
                 values = [v.numpy() for v in variables]
         self._before[id(fn)] = values
@@ -104,13 +118,15 @@ class FunctionPatch:
             known = self._state_of[id(fn)] = (count, variables)
         return known[1]
 
-    def _harm_seen(self, fn, args, kwargs, variables, before, reason):
+    def _harm_seen(self, fn, args, kwargs, variables, before, reason, group=None):
         from .replay import restored
         if before is not None and len(before) == len(variables):
             with self.probe.paused():
                 for var, value in zip(variables, before):
                     var.assign(value)        # the call's update is not kept: the weights as before it
-        with restored(variables, self.probe), self.probe.capturing(_Found) as found:
+        replica: dict = {}
+        with restored(variables, self.probe), distributed.local_strategy(replica), \
+                self.probe.capturing(_Found) as found:
             try:
                 fn.python_function(*args, **kwargs)
             except _Found:
@@ -118,6 +134,9 @@ class FunctionPatch:
             except Exception as exc:
                 self.events.note(f"the eager replay of tf.function '{fn.__name__}' raised "
                                  f"{type(exc).__name__}: {str(exc)[:200]}")
+        found = [distributed.placed(found[0], replica, group)] if found and replica else found
+        if group is not None:
+            found = distributed.agree(group, found[0] if found else None, self.events)
         if found:
             self.probe.report(found[0])       # raises NonFiniteFound when stopping
             return

@@ -24,7 +24,7 @@ import sys
 import threading
 
 from .. import ops
-from . import stats
+from . import distributed, stats
 from .detection import Detection, OpRecord
 from .eager_checks import IGNORED_OUTPUTS as _IGNORED_OUTPUTS
 from .eager_checks import EagerChecks
@@ -185,6 +185,11 @@ class Probe:
             self._capture_box, self.active = saved
             self.layer_of_output = None
 
+    @property
+    def replaying(self) -> bool:
+        """Inside `capturing`: a replay, whose steps are not the run's."""
+        return self._capture_box is not None
+
     def report(self, detection):
         """A non-finite value reached the training: tell the run (or, in a replay, stop it there)."""
         if self._capture_box is not None:
@@ -219,6 +224,13 @@ class Probe:
 
     def _instrument(self, op_type, inputs, outputs, op_name, graph):
         if op_type in _SKIP_GRAPH_OPS or not outputs:
+            return None
+        if distributed.cluster() is not None:
+            # several workers: a check failing on one would leave the others waiting in a collective;
+            # the workers' steps are checked after each call, all agreeing (engine/functions.py)
+            self.events.note("several workers (a multi-worker strategy): graph ops are not checked (a check failing "
+                             "on one worker would leave the others waiting in a collective); each tf.function "
+                             "step is checked after its call, the workers agreeing on the verdict.")
             return None
         if op_type in ops.CONTRACTIONS or (op_type in ops.BIAS_ADDS and any(_unchecked(t) for t in inputs)):
             return None   # a fusion intermediate: checked where the fused chain ends
