@@ -103,7 +103,7 @@ def several_replicas(variables) -> bool:
 def local_strategy(where: dict):
     """Inside: `strategy.run` runs each local replica's fn in this thread, in turn, in the default replica
     context (its all-reduce is the identity); `reduce` and `gather` return the local value. `where` gets
-    the replica being run: {"replica": local index, "device": its device, "replicas": local count}."""
+    the replicas: {"devices": this worker's replica devices, "replica": the local index being run}."""
     from tensorflow.python.distribute import distribute_lib, distribute_utils
     base, strategy_cls = distribute_lib.StrategyBase, distribute_lib.Strategy
     saved = [(cls, name, cls.__dict__[name]) for cls, name in
@@ -119,17 +119,32 @@ def local_strategy(where: dict):
             return original_run(self, fn, args, kwargs, options)
         import tensorflow as tf
         outs = []
+        where["devices"] = devices
         for i, device in enumerate(devices):
-            where.update(replica=i, device=device, replicas=len(devices))
+            where["replica"] = i
             with tf.device(device), _default_replica_context():
                 outs.append(fn(*distribute_utils.select_replica(i, args),
                                **distribute_utils.select_replica(i, kwargs or {})))
         return outs[0] if len(outs) == 1 else distribute_utils.regroup(outs)
 
     def local_value(self, reduce_op, value, axis=None):
-        return value
+        """This worker's replicas reduced here (eager ops, so a non-finite part stays traceable)."""
+        import tensorflow as tf
+        parts = getattr(value, "values", None)
+        if not isinstance(parts, tuple):
+            return value
+        if axis is not None:
+            parts = [tf.reduce_sum(part, axis=axis) for part in parts]
+        total = tf.add_n(list(parts)) if len(parts) > 1 else parts[0]
+        mean = "MEAN" in str(reduce_op).upper()
+        return total / len(parts) if mean and len(parts) > 1 else total
 
-    base.run, base.reduce, strategy_cls.gather = run, local_value, local_value
+    def local_gather(self, value, axis):
+        import tensorflow as tf
+        parts = getattr(value, "values", None)
+        return tf.concat(list(parts), axis=axis) if isinstance(parts, tuple) else value
+
+    base.run, base.reduce, strategy_cls.gather = run, local_value, local_gather
     try:
         yield where
     finally:
@@ -155,15 +170,25 @@ def _default_replica_context():
 
 
 def placed(detection, where: dict, group: Cluster | None):
-    """The replay's detection with the replica that made it: its device, its replica id in sync and,
-    on a cluster, its worker (task)."""
+    """The replay's detection with the replica that made it (the device of the value, else the replica
+    being run when it was found): its device, its replica id in sync and, on a cluster, its worker."""
     import dataclasses
-    local = where.get("replica", 0)
-    device = detection.device or where.get("device")
+    devices = [_canonical(d) for d in where.get("devices", [])]
+    device = _canonical(detection.device) if detection.device else None
+    local = devices.index(device) if device in devices else where.get("replica", 0)
+    device = device or (devices[local] if local < len(devices) else None)
     if group is None:
         return dataclasses.replace(detection, device=device, replica=local)
     return dataclasses.replace(detection, device=device, task=group.task,
-                               replica=group.rank * where.get("replicas", 1) + local)
+                               replica=group.rank * max(len(devices), 1) + local)
+
+
+def _canonical(device: str) -> str:
+    try:
+        from tensorflow.python.framework import device_spec
+        return device_spec.DeviceSpecV2.from_string(device).to_string()
+    except Exception:
+        return device
 
 
 def agree(group: Cluster, local, events) -> list:

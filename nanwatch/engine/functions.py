@@ -62,7 +62,12 @@ class FunctionPatch:
             return original(fn, *args, **kwargs)     # called while another function is traced
         if self.fast:
             return self._call_fast(original, fn, args, kwargs)
-        if distributed.cluster() is not None or distributed.several_replicas(self._state_variables(fn, args, kwargs)):
+        applied = self.state.traced_applies
+        with self.probe.detached():          # a trace made here is the one fast mode runs: no checks in it
+            variables = self._state_variables(fn, args, kwargs)
+        if self.state.traced_applies > applied:
+            self._steps.add(id(fn))          # traced here, it applies gradients: a training step
+        if distributed.cluster() is not None or distributed.several_replicas(variables):
             # the Python body run eagerly would run the replicas in threads the checks do not reach, and a
             # check raising on one worker would leave the others waiting in the step's all-reduce
             self.events.note(f"tf.function '{fn.__name__}' runs under a distribution strategy with several "
@@ -128,7 +133,7 @@ class FunctionPatch:
         with restored(variables, self.probe), distributed.local_strategy(replica), \
                 self.probe.capturing(_Found) as found:
             try:
-                fn.python_function(*args, **kwargs)
+                self._outputs_reach_training(fn.python_function(*args, **kwargs))
             except _Found:
                 pass
             except Exception as exc:
@@ -150,6 +155,16 @@ class FunctionPatch:
         self.probe.report(Detection(context="sentinel", op_type=None, op_name=None, slot=0, kind=reason,
                                     where=dataclasses.replace(where, phase="optimizer" if "weights" in reason
                                                               else "forward", layer=None)))
+
+
+    def _outputs_reach_training(self, result):
+        """The replayed call's outputs are sinks, as the traced call's are: a non-finite one names its origin."""
+        import sys
+        import tensorflow as tf
+        frame = sys._getframe(1)
+        for tensor in tf.nest.flatten(result):
+            if getattr(getattr(tensor, "dtype", None), "is_floating", False):
+                self.probe.eager.sink(tensor, frame)
 
 
 def _variables_of(fn, args, kwargs) -> list:

@@ -232,6 +232,8 @@ class Probe:
                              "on one worker would leave the others waiting in a collective); each tf.function "
                              "step is checked after its call, the workers agreeing on the verdict.")
             return None
+        if op_type == "MultiDeviceIteratorGetNextFromShard":
+            return None   # a distributed dataset's shard: checked where its replica's step consumes it (rows known)
         if op_type in ops.CONTRACTIONS or (op_type in ops.BIAS_ADDS and any(_unchecked(t) for t in inputs)):
             return None   # a fusion intermediate: checked where the fused chain ends
         from tensorflow.python.ops import gen_array_ops
