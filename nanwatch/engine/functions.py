@@ -130,15 +130,22 @@ class FunctionPatch:
                 for var, value in zip(variables, before):
                     var.assign(value)        # the call's update is not kept: the weights as before it
         replica: dict = {}
-        with restored(variables, self.probe), distributed.local_strategy(replica), \
-                self.probe.capturing(_Found) as found:
-            try:
-                self._outputs_reach_training(fn.python_function(*args, **kwargs))
-            except _Found:
-                pass
-            except Exception as exc:
-                self.events.note(f"the eager replay of tf.function '{fn.__name__}' raised "
-                                 f"{type(exc).__name__}: {str(exc)[:200]}")
+        found: list = []
+        draws = _draws_from_iterator(args, kwargs)
+        if draws:
+            self.events.note(f"tf.function '{fn.__name__}' draws its batch from an iterator inside the call: that "
+                             "batch is gone, so the call was not replayed. Pass the batch as the argument (`for "
+                             f"batch in dataset: {fn.__name__}(batch)`) to have the op or the data rows named.")
+        else:
+            with restored(variables, self.probe), distributed.local_strategy(replica), \
+                    self.probe.capturing(_Found) as found:
+                try:
+                    self._outputs_reach_training(fn.python_function(*args, **kwargs))
+                except _Found:
+                    pass
+                except Exception as exc:
+                    self.events.note(f"the eager replay of tf.function '{fn.__name__}' raised "
+                                     f"{type(exc).__name__}: {str(exc)[:200]}")
         found = [distributed.placed(found[0], replica, group)] if found and replica else found
         if group is not None:
             found = distributed.agree(group, found[0] if found else None, self.events)
@@ -150,8 +157,9 @@ class FunctionPatch:
         from .frames import resolve
         import sys
         where = resolve(sys._getframe(2), self.probe.cells)
-        self.events.note(f"fast mode saw {reason} of tf.function '{fn.__name__}', but its eager replay did not "
-                         "reproduce it (random ops draw anew): rerun the cell with --mode exact to pinpoint the op.")
+        if not draws:
+            self.events.note(f"fast mode saw {reason} of tf.function '{fn.__name__}', but its eager replay did not "
+                             "reproduce it (random ops draw anew): rerun the cell with --mode exact to pinpoint the op.")
         self.probe.report(Detection(context="sentinel", op_type=None, op_name=None, slot=0, kind=reason,
                                     where=dataclasses.replace(where, phase="optimizer" if "weights" in reason
                                                               else "forward", layer=None)))
@@ -165,6 +173,11 @@ class FunctionPatch:
         for tensor in tf.nest.flatten(result):
             if getattr(getattr(tensor, "dtype", None), "is_floating", False):
                 self.probe.eager.sink(tensor, frame)
+
+
+def _draws_from_iterator(args, kwargs) -> bool:
+    """Does the call take an iterator it draws its batch from (`train_step(iterator)`, `next` inside)?"""
+    return any(hasattr(a, "get_next") and hasattr(a, "__next__") for a in list(args) + list(kwargs.values()))
 
 
 def _variables_of(fn, args, kwargs) -> list:

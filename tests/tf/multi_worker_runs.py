@@ -16,7 +16,8 @@ data (512 rows, 4 features, seeded by its task); the case decides what worker 1 
 `finally`, so also when nanwatch stopped it) and DIR/steps-TASK.json (the steps it completed).
 `--sequence`: in one process, with `nanwatch.watch()`: an unwatched healthy run, a watched healthy run
 from the same initial weights, `mode="exact"` on the `nan` case (watched in fast mode under several
-replicas), then the `output` case; each run's weights and steps, and the reports, written to DIR.
+replicas), the `output` case, then the `nan` case with the guide's `train_step(iterator)` form (the
+batch drawn inside the function); each run's weights and steps, and the reports, written to DIR.
 """
 
 import argparse
@@ -57,7 +58,7 @@ def data(task: int, case: str, replicas_here: int):
     return x, y
 
 
-def build(strategy, task, case):
+def build(strategy, task, case, iterator=False):
     import keras
     replicas_here = len(strategy.extended.worker_devices)
     x, y = data(task, case, replicas_here)
@@ -85,6 +86,8 @@ def build(strategy, task, case):
 
     @tf.function
     def train_step(inputs):
+        if iterator:
+            inputs = next(inputs)      # the multi-worker guide's form: train_step(iterator)
         per_replica = strategy.run(step_fn, args=(inputs,))
         if case == "output" and len(strategy.extended.worker_devices) == 1:
             return strategy.experimental_local_results(per_replica)[0]   # this worker's own loss
@@ -93,7 +96,14 @@ def build(strategy, task, case):
     return model, optimizer, dist_dataset, train_step
 
 
-def train(dist_dataset, train_step, done: list):
+def train(dist_dataset, train_step, done: list, iterator: int = 0):
+    """Every batch; with `iterator` (a step count), the guide's form: the step draws from an iterator."""
+    if iterator:
+        batches = iter(dist_dataset)
+        for _ in range(iterator):
+            train_step(batches)
+            done.append(len(done))
+        return
     for inputs in dist_dataset:
         train_step(inputs)
         done.append(len(done))
@@ -117,12 +127,15 @@ def sequence(strategy, task, out):
     model.set_weights(start)
     optimizer.iterations.assign(0)
     reports = {}
-    for name, case, mode in (("watched", "healthy", "auto"), ("exact", "nan", "exact"), ("output", "output", "auto")):
+    for name, case, mode in (("watched", "healthy", "auto"), ("exact", "nan", "exact"), ("output", "output", "auto"),
+                             ("iterator", "nan", "auto")):
         if name != "watched":
-            model, optimizer, dist_dataset, train_step = build(strategy, task, case)
+            model, optimizer, dist_dataset, train_step = build(strategy, task, case, iterator=name == "iterator")
         done = []
         with nanwatch.watch(panel=False, mode=mode) as report:
-            train(dist_dataset, train_step, done)
+            # steps per run: each worker's 512 rows in 16-row shards, one per local replica
+            steps = ROWS * strategy.num_replicas_in_sync // (GLOBAL_BATCH * len(strategy.extended.worker_devices))
+            train(dist_dataset, train_step, done, iterator=steps if name == "iterator" else 0)
         save(out, f"{name}-{task}", model, done)
         reports[name] = report.to_dict()
     with open(os.path.join(out, f"reports-{task}.json"), "w") as f:

@@ -21,6 +21,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "tests", "tf", "multi_worker_runs.py")
+RUNS = ("plain", "watched", "exact", "output", "iterator")
 TIMEOUT = 150       # seconds for a whole cluster run; a hang fails the test instead of blocking it
 
 
@@ -127,9 +128,8 @@ def test_cluster_healthy_exact_and_one_workers_output(tmp_path):
         assert code == 0, log
     reports = [json.loads((tmp_path / f"reports-{t}.json").read_text()) for t in range(2)]
     weights = {(name, t): _weights(tmp_path / f"weights-{name}-{t}.npz")
-               for name in ("plain", "watched", "exact", "output") for t in range(2)}
-    steps = {(name, t): json.loads((tmp_path / f"steps-{name}-{t}.json").read_text())
-             for name in ("plain", "watched", "exact", "output") for t in range(2)}
+               for name in RUNS for t in range(2)}
+    steps = {(name, t): json.loads((tmp_path / f"steps-{name}-{t}.json").read_text()) for name in RUNS for t in range(2)}
     for t in range(2):
         healthy = reports[t]["watched"]
         assert healthy["status"] == "healthy" and healthy["first_nonfinite"] is None
@@ -148,8 +148,13 @@ def test_cluster_healthy_exact_and_one_workers_output(tmp_path):
         assert (first["op_type"], first["task"], first["step"], first["phase"]) == ("Log", 1, 6, "forward")
         assert first["source"]["code"].strip().startswith("return loss + tf.stop_gradient(tf.math.log(")
         assert steps["output", t] == 6
+
+        drawn = reports[t]["iterator"]    # train_step(iterator): the batch is gone, no replay, still both stop
+        assert drawn["status"] == "nonfinite" and drawn["first_nonfinite"]["step"] == 6
+        assert any("draws its batch from an iterator" in n for n in drawn["run"]["notes"])
+        assert steps["iterator", t] == 6
     assert _same(weights["watched", 0], weights["watched", 1])
-    for name in ("exact", "output"):
+    for name in ("exact", "output", "iterator"):
         assert _finite(weights[name, 0]) and _same(weights[name, 0], weights[name, 1])
 
 
@@ -168,5 +173,6 @@ def test_mirrored_strategy_custom_loop_same_path(tmp_path):
     assert first["data"]["rows"] == [4] and first["data"]["columns"] == [2]
     first = reports["output"]["first_nonfinite"]
     assert (first["op_type"], first["step"], first["replica"]) == ("Log", 3, 1), first
-    for name in ("exact", "output"):
+    assert reports["iterator"]["first_nonfinite"]["step"] == 3
+    for name in ("exact", "output", "iterator"):
         assert _finite(_weights(tmp_path / f"weights-{name}-0.npz"))
