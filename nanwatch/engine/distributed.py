@@ -176,7 +176,7 @@ def placed(detection, where: dict, group: Cluster | None):
     devices = [_canonical(d) for d in where.get("devices", [])]
     device = _canonical(detection.device) if detection.device else None
     local = devices.index(device) if device in devices else where.get("replica", 0)
-    device = device or (devices[local] if local < len(devices) else None)
+    device = device or (devices[local] if local < len(devices) else group.device if group else None)
     if group is None:
         return dataclasses.replace(detection, device=device, replica=local)
     return dataclasses.replace(detection, device=device, task=group.task,

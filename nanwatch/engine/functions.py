@@ -99,14 +99,16 @@ class FunctionPatch:
         bad_state = not all(stats.all_finite(a) for a in values)
         bad_output = not all(stats.all_finite(a) for a in outputs)
         group = distributed.cluster()
-        if group is not None and group.any_harm(bad_state or bad_output) and not (bad_state or bad_output):
-            bad_output = "another worker"    # harm on another worker: this one stops at the same call
+        held = self.probe.take_held() if group is not None else None   # found on this worker since the last call
+        if group is not None and group.any_harm(bad_state or bad_output or held is not None) \
+                and not (bad_state or bad_output):
+            bad_output = "another worker"    # harm elsewhere (or earlier, held): every worker stops at this call
         if bad_state or bad_output:
             before = self._before.get(id(fn))
             self._harm_seen(fn, args, kwargs, variables, before,
                             "non-finite weights or slots after the call" if bad_state else
                             "a non-finite output on another worker" if bad_output == "another worker" else
-                            "a non-finite output", group)
+                            "a non-finite output", group, held)
             with self.probe.paused():
                 values = [v.numpy() for v in variables]
         self._before[id(fn)] = values
@@ -123,7 +125,7 @@ class FunctionPatch:
             known = self._state_of[id(fn)] = (count, variables)
         return known[1]
 
-    def _harm_seen(self, fn, args, kwargs, variables, before, reason, group=None):
+    def _harm_seen(self, fn, args, kwargs, variables, before, reason, group=None, held=None):
         from .replay import restored
         if before is not None and len(before) == len(variables):
             with self.probe.paused():
@@ -132,7 +134,11 @@ class FunctionPatch:
         replica: dict = {}
         found: list = []
         draws = _draws_from_iterator(args, kwargs)
-        if draws:
+        if held is not None:
+            found = [held]                   # made on this worker before this call: the origin is known
+            self.events.note(f"found on this worker between calls of tf.function '{fn.__name__}'; every worker "
+                             "stopped at its next call.")
+        elif draws:
             self.events.note(f"tf.function '{fn.__name__}' draws its batch from an iterator inside the call: that "
                              "batch is gone, so the call was not replayed. Pass the batch as the argument (`for "
                              f"batch in dataset: {fn.__name__}(batch)`) to have the op or the data rows named.")
@@ -146,11 +152,11 @@ class FunctionPatch:
                 except Exception as exc:
                     self.events.note(f"the eager replay of tf.function '{fn.__name__}' raised "
                                      f"{type(exc).__name__}: {str(exc)[:200]}")
-        found = [distributed.placed(found[0], replica, group)] if found and replica else found
+        found = [distributed.placed(found[0], replica, group)] if found and (replica or group) else found
         if group is not None:
             found = distributed.agree(group, found[0] if found else None, self.events)
         if found:
-            self.probe.report(found[0])       # raises NonFiniteFound when stopping
+            self.probe.report(found[0], agreed=True)       # raises NonFiniteFound when stopping
             return
         import dataclasses
         from .detection import Detection
@@ -162,7 +168,7 @@ class FunctionPatch:
                              "reproduce it (random ops draw anew): rerun the cell with --mode exact to pinpoint the op.")
         self.probe.report(Detection(context="sentinel", op_type=None, op_name=None, slot=0, kind=reason,
                                     where=dataclasses.replace(where, phase="optimizer" if "weights" in reason
-                                                              else "forward", layer=None)))
+                                                              else "forward", layer=None)), agreed=True)
 
 
     def _outputs_reach_training(self, result):

@@ -92,6 +92,7 @@ class Probe:
         self.layers = layers           # LayerIndex: the user's layers, for an op's layer
         self.events = events           # RunEvents: `detected` may raise to stop
         self._capture_box = None       # during a replay: detections go here instead
+        self.held = None               # several workers: a detection waiting for their next agreement
         self.records: list[OpRecord] = _RECORDS
         self.active = True
         self._local = threading.local()
@@ -190,13 +191,23 @@ class Probe:
         """Inside `capturing`: a replay, whose steps are not the run's."""
         return self._capture_box is not None
 
-    def report(self, detection):
-        """A non-finite value reached the training: tell the run (or, in a replay, stop it there)."""
+    def report(self, detection, agreed: bool = False):
+        """A non-finite value reached the training: tell the run (or, in a replay, stop it there). Among
+        several workers a value found outside their agreement is held (`take_held`): stopping this worker
+        alone would leave the others waiting in a collective."""
         if self._capture_box is not None:
             box, exc_type = self._capture_box
             box.append(detection)
             raise exc_type("nanwatch replay found the first non-finite op")
+        if not agreed and distributed.cluster() is not None:
+            self.held = self.held or detection
+            return
         self.events.detected(detection)
+
+    def take_held(self):
+        """The detection held since the workers last agreed (None if none); forgotten here."""
+        held, self.held = self.held, None
+        return held
 
     # --- the callback -----------------------------------------------------------------
     def callback(self, op_type, inputs, attrs, outputs, op_name=None, graph=None):

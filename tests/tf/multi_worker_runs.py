@@ -17,7 +17,8 @@ data (512 rows, 4 features, seeded by its task); the case decides what worker 1 
 `--sequence`: in one process, with `nanwatch.watch()`: an unwatched healthy run, a watched healthy run
 from the same initial weights, `mode="exact"` on the `nan` case (watched in fast mode under several
 replicas), the `output` case, then the `nan` case with the guide's `train_step(iterator)` form (the
-batch drawn inside the function); each run's weights and steps, and the reports, written to DIR.
+batch drawn inside the function), and a healthy run where worker 1 (or the one process) calls the model
+eagerly on a NaN between steps 5 and 6; each run's weights and steps, and the reports, written to DIR.
 """
 
 import argparse
@@ -96,8 +97,9 @@ def build(strategy, task, case, iterator=False):
     return model, optimizer, dist_dataset, train_step
 
 
-def train(dist_dataset, train_step, done: list, iterator: int = 0):
-    """Every batch; with `iterator` (a step count), the guide's form: the step draws from an iterator."""
+def train(dist_dataset, train_step, done: list, iterator: int = 0, between=None):
+    """Every batch; with `iterator` (a step count), the guide's form: the step draws from an iterator.
+    `between(steps done)` runs after each step."""
     if iterator:
         batches = iter(dist_dataset)
         for _ in range(iterator):
@@ -107,6 +109,8 @@ def train(dist_dataset, train_step, done: list, iterator: int = 0):
     for inputs in dist_dataset:
         train_step(inputs)
         done.append(len(done))
+        if between is not None:
+            between(len(done))
 
 
 def save(out, name, model, steps):
@@ -127,15 +131,22 @@ def sequence(strategy, task, out):
     model.set_weights(start)
     optimizer.iterations.assign(0)
     reports = {}
+    # steps per run: each worker's 512 rows in 16-row shards, one per local replica
+    steps = ROWS * strategy.num_replicas_in_sync // (GLOBAL_BATCH * len(strategy.extended.worker_devices))
+    bad_here = task == 1 or len(strategy.extended.worker_devices) > 1
+
+    def eager_nan(done_steps):
+        if done_steps == 6 and bad_here:
+            model(np.full((2, 4), np.nan, "float32"))     # an eager call on this worker's data, between steps
+
     for name, case, mode in (("watched", "healthy", "auto"), ("exact", "nan", "exact"), ("output", "output", "auto"),
-                             ("iterator", "nan", "auto")):
+                             ("iterator", "nan", "auto"), ("eager", "healthy", "auto")):
         if name != "watched":
             model, optimizer, dist_dataset, train_step = build(strategy, task, case, iterator=name == "iterator")
         done = []
         with nanwatch.watch(panel=False, mode=mode) as report:
-            # steps per run: each worker's 512 rows in 16-row shards, one per local replica
-            steps = ROWS * strategy.num_replicas_in_sync // (GLOBAL_BATCH * len(strategy.extended.worker_devices))
-            train(dist_dataset, train_step, done, iterator=steps if name == "iterator" else 0)
+            train(dist_dataset, train_step, done, iterator=steps if name == "iterator" else 0,
+                  between=eager_nan if name == "eager" else None)
         save(out, f"{name}-{task}", model, done)
         reports[name] = report.to_dict()
     with open(os.path.join(out, f"reports-{task}.json"), "w") as f:

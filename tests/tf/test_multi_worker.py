@@ -21,7 +21,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "tests", "tf", "multi_worker_runs.py")
-RUNS = ("plain", "watched", "exact", "output", "iterator")
+RUNS = ("plain", "watched", "exact", "output", "iterator", "eager")
 TIMEOUT = 150       # seconds for a whole cluster run; a hang fails the test instead of blocking it
 
 
@@ -119,9 +119,11 @@ def test_nan_in_worker_1_data_found_there_both_stop_at_its_step(tmp_path):
 
 
 def test_cluster_healthy_exact_and_one_workers_output(tmp_path):
-    """One process per worker, three watched runs each (`nanwatch.watch()`): healthy (the weights equal the
+    """One process per worker, five watched runs each (`nanwatch.watch()`): healthy (the weights equal the
     unwatched run's from the same start, on both workers); `mode="exact"` on the NaN (fast mode with a note,
-    no hang); a NaN in worker 1's returned loss only, gradients finite: worker 0 stops at the same call."""
+    no hang); a NaN in worker 1's returned loss only, gradients finite: worker 0 stops at the same call; the
+    guide's `train_step(iterator)` form (no replay, both stop); a NaN found on worker 1 outside the step
+    (an eager model call): held until the next call, where both stop."""
     commands = [[sys.executable, SCRIPT, "--sequence", "--out", "."] for _ in range(2)]
     results = _cluster(commands, tmp_path)
     for code, _, log in results:
@@ -153,6 +155,10 @@ def test_cluster_healthy_exact_and_one_workers_output(tmp_path):
         assert drawn["status"] == "nonfinite" and drawn["first_nonfinite"]["step"] == 6
         assert any("draws its batch from an iterator" in n for n in drawn["run"]["notes"])
         assert steps["iterator", t] == 6
+
+        eager = reports[t]["eager"]["first_nonfinite"]  # found on worker 1 between steps: held, both stop at 6
+        assert (eager["context"], eager["task"], eager["step"]) == ("data", 1, 6), eager
+        assert steps["eager", t] == 6
     assert _same(weights["watched", 0], weights["watched", 1])
     for name in ("exact", "output", "iterator"):
         assert _finite(weights[name, 0]) and _same(weights[name, 0], weights[name, 1])
@@ -174,5 +180,6 @@ def test_mirrored_strategy_custom_loop_same_path(tmp_path):
     first = reports["output"]["first_nonfinite"]
     assert (first["op_type"], first["step"], first["replica"]) == ("Log", 3, 1), first
     assert reports["iterator"]["first_nonfinite"]["step"] == 3
+    assert (reports["eager"]["first_nonfinite"]["context"], reports["eager"]["first_nonfinite"]["step"]) == ("data", 6)
     for name in ("exact", "output", "iterator"):
         assert _finite(_weights(tmp_path / f"weights-{name}-0.npz"))
