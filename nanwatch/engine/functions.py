@@ -98,7 +98,10 @@ class FunctionPatch:
                        if getattr(getattr(t, "dtype", None), "is_floating", False)]
         bad_state = not all(stats.all_finite(a) for a in values)
         bad_output = not all(stats.all_finite(a) for a in outputs)
-        group = distributed.cluster()
+        cluster = distributed.cluster()
+        # only a function with collectives runs in lockstep on every worker: the verdict is agreed there; harm
+        # in a worker-local one (an evaluation on the chief alone) is held for the next agreement
+        group = cluster if cluster is not None and self._state_of[id(fn)][2] else None
         held = self.probe.take_held() if group is not None else None   # found on this worker since the last call
         if group is not None and group.any_harm(bad_state or bad_output or held is not None) \
                 and not (bad_state or bad_output):
@@ -108,7 +111,7 @@ class FunctionPatch:
             self._harm_seen(fn, args, kwargs, variables, before,
                             "non-finite weights or slots after the call" if bad_state else
                             "a non-finite output on another worker" if bad_output == "another worker" else
-                            "a non-finite output", group, held)
+                            "a non-finite output", group, held, hold=cluster is not None and group is None)
             with self.probe.paused():
                 values = [v.numpy() for v in variables]
         self._before[id(fn)] = values
@@ -120,12 +123,13 @@ class FunctionPatch:
         count = fn.experimental_get_tracing_count()
         known = self._state_of.get(id(fn))
         if known is None or known[0] != count:
-            variables = [v for v in _variables_of(fn, args, kwargs) if _is_keras_state(v)]
+            concrete = _concrete(fn, args, kwargs)
+            variables = [v for v in getattr(concrete, "variables", []) if _is_keras_state(v)]
             self.probe.eager.register_state(variables)
-            known = self._state_of[id(fn)] = (count, variables)
+            known = self._state_of[id(fn)] = (count, variables, _has_collectives(concrete))
         return known[1]
 
-    def _harm_seen(self, fn, args, kwargs, variables, before, reason, group=None, held=None):
+    def _harm_seen(self, fn, args, kwargs, variables, before, reason, group=None, held=None, hold=False):
         from .replay import restored
         if before is not None and len(before) == len(variables):
             with self.probe.paused():
@@ -156,7 +160,7 @@ class FunctionPatch:
         if group is not None:
             found = distributed.agree(group, found[0] if found else None, self.events)
         if found:
-            self.probe.report(found[0], agreed=True)       # raises NonFiniteFound when stopping
+            self.probe.report(found[0], agreed=not hold)       # raises NonFiniteFound when stopping
             return
         import dataclasses
         from .detection import Detection
@@ -168,7 +172,7 @@ class FunctionPatch:
                              "reproduce it (random ops draw anew): rerun the cell with --mode exact to pinpoint the op.")
         self.probe.report(Detection(context="sentinel", op_type=None, op_name=None, slot=0, kind=reason,
                                     where=dataclasses.replace(where, phase="optimizer" if "weights" in reason
-                                                              else "forward", layer=None)), agreed=True)
+                                                              else "forward", layer=None)), agreed=not hold)
 
 
     def _outputs_reach_training(self, result):
@@ -186,11 +190,23 @@ def _draws_from_iterator(args, kwargs) -> bool:
     return any(hasattr(a, "get_next") and hasattr(a, "__next__") for a in list(args) + list(kwargs.values()))
 
 
-def _variables_of(fn, args, kwargs) -> list:
+def _concrete(fn, args, kwargs):
     try:
-        return list(fn.get_concrete_function(*args, **kwargs).variables)
+        return fn.get_concrete_function(*args, **kwargs)
     except Exception:
-        return []
+        return None
+
+
+def _has_collectives(concrete) -> bool:
+    """Does the traced function (or a function it calls) run collective ops (a strategy's all-reduce)?"""
+    if concrete is None or distributed.cluster() is None:
+        return False
+    try:
+        graph_def = concrete.graph.as_graph_def()
+    except Exception:
+        return True    # unknown: agree, as every worker's step must
+    nodes = list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]
+    return any(node.op.startswith("Collective") for node in nodes)
 
 
 def _is_keras_state(variable) -> bool:

@@ -17,8 +17,9 @@ data (512 rows, 4 features, seeded by its task); the case decides what worker 1 
 `--sequence`: in one process, with `nanwatch.watch()`: an unwatched healthy run, a watched healthy run
 from the same initial weights, `mode="exact"` on the `nan` case (watched in fast mode under several
 replicas), the `output` case, then the `nan` case with the guide's `train_step(iterator)` form (the
-batch drawn inside the function), and a healthy run where worker 1 (or the one process) calls the model
-eagerly on a NaN between steps 5 and 6; each run's weights and steps, and the reports, written to DIR.
+batch drawn inside the function), and healthy runs where worker 1 (or the one process) calls the model on
+a NaN between steps 5 and 6, eagerly, then in a tf.function of its own (the healthy watched run has worker
+0 call that function after every step); each run's weights and steps, and the reports, written to DIR.
 """
 
 import argparse
@@ -139,14 +140,27 @@ def sequence(strategy, task, out):
         if done_steps == 6 and bad_here:
             model(np.full((2, 4), np.nan, "float32"))     # an eager call on this worker's data, between steps
 
+    @tf.function
+    def evaluate(features):                               # a tf.function of one worker's own: no collective
+        return model(features)
+
+    def chief_evaluates(done_steps):
+        if task == 0:
+            evaluate(np.ones((8, 4), "float32"))
+
+    def local_nan(done_steps):
+        if done_steps == 6 and bad_here:
+            evaluate(np.full((2, 4), np.nan, "float32"))
+
+    between = {"watched": chief_evaluates, "eager": eager_nan, "local": local_nan}
     for name, case, mode in (("watched", "healthy", "auto"), ("exact", "nan", "exact"), ("output", "output", "auto"),
-                             ("iterator", "nan", "auto"), ("eager", "healthy", "auto")):
+                             ("iterator", "nan", "auto"), ("eager", "healthy", "auto"), ("local", "healthy", "auto")):
         if name != "watched":
             model, optimizer, dist_dataset, train_step = build(strategy, task, case, iterator=name == "iterator")
         done = []
         with nanwatch.watch(panel=False, mode=mode) as report:
             train(dist_dataset, train_step, done, iterator=steps if name == "iterator" else 0,
-                  between=eager_nan if name == "eager" else None)
+                  between=between.get(name))
         save(out, f"{name}-{task}", model, done)
         reports[name] = report.to_dict()
     with open(os.path.join(out, f"reports-{task}.json"), "w") as f:

@@ -21,7 +21,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "tests", "tf", "multi_worker_runs.py")
-RUNS = ("plain", "watched", "exact", "output", "iterator", "eager")
+RUNS = ("plain", "watched", "exact", "output", "iterator", "eager", "local")
 TIMEOUT = 150       # seconds for a whole cluster run; a hang fails the test instead of blocking it
 
 
@@ -119,11 +119,12 @@ def test_nan_in_worker_1_data_found_there_both_stop_at_its_step(tmp_path):
 
 
 def test_cluster_healthy_exact_and_one_workers_output(tmp_path):
-    """One process per worker, five watched runs each (`nanwatch.watch()`): healthy (the weights equal the
-    unwatched run's from the same start, on both workers); `mode="exact"` on the NaN (fast mode with a note,
-    no hang); a NaN in worker 1's returned loss only, gradients finite: worker 0 stops at the same call; the
-    guide's `train_step(iterator)` form (no replay, both stop); a NaN found on worker 1 outside the step
-    (an eager model call): held until the next call, where both stop."""
+    """One process per worker, six watched runs each (`nanwatch.watch()`): healthy, worker 0 also calling a
+    tf.function of its own after each step (the weights equal the unwatched run's from the same start, on both
+    workers); `mode="exact"` on the NaN (fast mode with a note, no hang); a NaN in worker 1's returned loss
+    only, gradients finite: worker 0 stops at the same call; the guide's `train_step(iterator)` form (no
+    replay, both stop); a NaN found on worker 1 outside the step (an eager model call, then a tf.function
+    of worker 1's own): held until the next step call, where both stop."""
     commands = [[sys.executable, SCRIPT, "--sequence", "--out", "."] for _ in range(2)]
     results = _cluster(commands, tmp_path)
     for code, _, log in results:
@@ -156,9 +157,10 @@ def test_cluster_healthy_exact_and_one_workers_output(tmp_path):
         assert any("draws its batch from an iterator" in n for n in drawn["run"]["notes"])
         assert steps["iterator", t] == 6
 
-        eager = reports[t]["eager"]["first_nonfinite"]  # found on worker 1 between steps: held, both stop at 6
-        assert (eager["context"], eager["task"], eager["step"]) == ("data", 1, 6), eager
-        assert steps["eager", t] == 6
+        for name in ("eager", "local"):  # found on worker 1 between steps: held, both stop at step 6's call
+            first = reports[t][name]["first_nonfinite"]
+            assert (first["context"], first["task"], first["step"]) == ("data", 1, 6), (name, first)
+            assert steps[name, t] == 6
     assert _same(weights["watched", 0], weights["watched", 1])
     for name in ("exact", "output", "iterator"):
         assert _finite(weights[name, 0]) and _same(weights[name, 0], weights[name, 1])
@@ -180,6 +182,7 @@ def test_mirrored_strategy_custom_loop_same_path(tmp_path):
     first = reports["output"]["first_nonfinite"]
     assert (first["op_type"], first["step"], first["replica"]) == ("Log", 3, 1), first
     assert reports["iterator"]["first_nonfinite"]["step"] == 3
-    assert (reports["eager"]["first_nonfinite"]["context"], reports["eager"]["first_nonfinite"]["step"]) == ("data", 6)
+    for name in ("eager", "local"):
+        assert (reports[name]["first_nonfinite"]["context"], reports[name]["first_nonfinite"]["step"]) == ("data", 6)
     for name in ("exact", "output", "iterator"):
         assert _finite(_weights(tmp_path / f"weights-{name}-0.npz"))
