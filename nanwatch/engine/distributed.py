@@ -194,7 +194,7 @@ def _canonical(device: str) -> str:
 def agree(group: Cluster, local, events) -> list:
     """Every worker's finding, exchanged in one collective; [the origin's detection] for this worker's report
     (its own when it made the value), or [] when no worker's replay found one."""
-    found = group.findings(_summary(local) if local is not None else None)
+    found = group.findings(summary(local) if local is not None else None)
     ranks = [rank for rank, item in enumerate(found) if item is not None]
     if not ranks:
         events.note(f"no worker's replay found where the non-finite value was made ({group.size} workers).")
@@ -209,7 +209,7 @@ def agree(group: Cluster, local, events) -> list:
     events.note(f"the non-finite value was made on worker task {origin.get('task')} ({origin.get('device')}), "
                 f"found by that worker's replay; this worker (task {group.task}) received it through the "
                 "strategy's all-reduce (its own replay found no value made here).")
-    return [_from_summary(origin)]
+    return [from_summary(origin)]
 
 
 _WHERE_KEYS = ("layer", "layer_path", "phase", "source", "scope")
@@ -217,19 +217,22 @@ _KEYS = ("context", "op_type", "op_name", "slot", "dtype", "kind", "counts", "in
          "gradient_of", "device", "notes", "gradient_of_op", "made_from", "task", "replica", "histogram")
 
 
-def _summary(detection) -> dict:
+def summary(detection) -> dict:
     """A detection as JSON for the other workers: what their reports show (the culprit array stays here)."""
     out = {key: getattr(detection, key) for key in _KEYS}
     out["notes"] = list(out["notes"])
     out["where"] = {key: getattr(detection.where, key) for key in _WHERE_KEYS}
-    for dropped in ("histogram", "inputs", "data"):   # the least needed first, while it is too long
+    for dropped in ("histogram", "inputs", "data", "notes", "gradient_of_op", "consumer"):   # least needed first
         if len(json.dumps(out, default=str)) <= _ROW:
-            break
-        out[dropped] = None if dropped != "inputs" else []
-    return out
+            return out
+        out[dropped] = [] if dropped in ("inputs", "notes") else None
+    if out["where"].get("source"):   # a very long line of code
+        out["where"]["source"] = dict(out["where"]["source"], code=str(out["where"]["source"].get("code"))[:200])
+    return out if len(json.dumps(out, default=str)) <= _ROW else {k: out[k] for k in ("context", "op_type", "task",
+                                                                                     "replica", "device")}
 
 
-def _from_summary(item: dict):
+def from_summary(item: dict):
     from .detection import Detection
     from .frames import Where
     fields = {key: item.get(key) for key in _KEYS}
@@ -238,4 +241,5 @@ def _from_summary(item: dict):
     fields["gradient_of"] = bool(fields["gradient_of"])
     fields["slot"] = fields["slot"] or 0
     where = item.get("where") or {}
-    return Detection(where=Where(**{key: where.get(key) for key in _WHERE_KEYS}), **fields)
+    where = dict({key: where.get(key) for key in _WHERE_KEYS}, phase=where.get("phase") or "forward")
+    return Detection(where=Where(**where), **fields)
