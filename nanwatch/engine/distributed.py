@@ -90,11 +90,15 @@ def cluster() -> Cluster | None:
     return found
 
 
-def several_replicas(variables) -> bool:
-    """Do these captured variables belong to a strategy with several replicas (or workers)?"""
-    for var in variables:
-        strategy = getattr(var, "_distribute_strategy", None)
-        if strategy is not None and getattr(strategy, "num_replicas_in_sync", 1) > 1:
+def strategy_values(args, kwargs) -> bool:
+    """Is the call given a strategy's per-replica values, or its distributed iterator (several replicas)?"""
+    import tensorflow as tf
+    from tensorflow.python.distribute import values
+    for leaf in tf.nest.flatten((list(args), dict(kwargs))):
+        if isinstance(leaf, values.DistributedValues):
+            return True
+        strategy = getattr(leaf, "_strategy", None)
+        if hasattr(leaf, "get_next") and getattr(strategy, "num_replicas_in_sync", 1) > 1:
             return True
     return False
 

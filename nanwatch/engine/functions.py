@@ -62,14 +62,14 @@ class FunctionPatch:
             return original(fn, *args, **kwargs)     # called while another function is traced
         if self.fast:
             return self._call_fast(original, fn, args, kwargs)
-        applied = self.state.traced_applies
-        with self.probe.detached():          # a trace made here is the one fast mode runs: no checks in it
-            variables = self._state_variables(fn, args, kwargs)
-        if self.state.traced_applies > applied:
-            self._steps.add(id(fn))          # traced here, it applies gradients: a training step
-        if distributed.cluster() is not None or distributed.several_replicas(variables):
+        if distributed.cluster() is not None or distributed.strategy_values(args, kwargs):
             # the Python body run eagerly would run the replicas in threads the checks do not reach, and a
             # check raising on one worker would leave the others waiting in the step's all-reduce
+            applied = self.state.traced_applies
+            with self.probe.detached():      # a trace made here is the one fast mode runs: no checks in it
+                self._state_variables(fn, args, kwargs)
+            if self.state.traced_applies > applied:
+                self._steps.add(id(fn))      # traced here, it applies gradients: a training step
             self.events.note(f"tf.function '{fn.__name__}' runs under a distribution strategy with several "
                              "replicas: it was watched in fast mode (checked after each call, the failing call "
                              "replayed replica by replica), not exact mode.")
