@@ -35,7 +35,7 @@ def first_nonfinite(det: Detection, *, step, epoch, layer_names=(), replayed=Non
         data = {"source": "weights", "layer": det.weight[0], "variable": det.weight[1],
                 "rows": [], "columns": [], "values": ["nan"]}
         layer = det.weight[0]
-    return {
+    first = {
         "op_type": det.op_type,
         "op_name": det.op_name,
         "output_slot": det.slot,
@@ -51,7 +51,7 @@ def first_nonfinite(det: Detection, *, step, epoch, layer_names=(), replayed=Non
         "source": det.where.source,
         "dtype": det.dtype,
         "device": device,
-        "replica": replica_of(device),
+        "replica": det.replica if det.replica is not None else replica_of(device),
         "context": det.context,
         "replayed": replayed,
         "reproduced": reproduced,
@@ -59,6 +59,9 @@ def first_nonfinite(det: Detection, *, step, epoch, layer_names=(), replayed=Non
         "gradient_of": dict(det.gradient_of_op) if det.gradient_of_op else None,
         "made_from": det.made_from,
     }
+    if det.task is not None:
+        first["task"] = det.task
+    return first
 
 
 def _input_entry(health: dict) -> dict:

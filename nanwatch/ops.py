@@ -7,7 +7,8 @@ Each set answers one question about an op type; a name is used for one meaning o
 from __future__ import annotations
 
 # Ops that hand a batch over from an iterator: a non-finite output there is the data's, not an op's.
-ITERATOR_OPS = frozenset({"IteratorGetNext", "IteratorGetNextSync", "OptionalGetValue", "IteratorGetNextAsOptional"})
+ITERATOR_OPS = frozenset({"IteratorGetNext", "IteratorGetNextSync", "OptionalGetValue", "IteratorGetNextAsOptional",
+                          "MultiDeviceIteratorGetNextFromShard"})   # a distributed dataset's shard, per device
 
 # Ops whose output is data entering the computation (feeds, arguments, constants, dataset stages,
 # the array adapter's gather): when the first non-finite tensor comes from one of them, the data is

@@ -210,7 +210,8 @@ class _FirstNonfinite(TypedDict):
     data: Opt[DataRows]
     source: Opt[SourceLocation]
     device: Opt[str]
-    replica: Annotated[Opt[int], Doc("replica id under a one-machine distribution strategy")]
+    replica: Annotated[Opt[int], Doc("replica id in sync under a distribution strategy (across workers under "
+                                     "a multi-worker one)")]
     context: Context
     replayed: Annotated[Opt[bool], Doc("whether a failing graph step was replayed eagerly")]
     reproduced: Annotated[Opt[bool], Doc("whether that replay reproduced the non-finite value")]
@@ -225,6 +226,8 @@ class FirstNonfinite(_FirstNonfinite, total=False):
     gradient_of: Annotated[Opt[GradientOrigin], Doc("null unless the value was born in a gradient")]
     made_from: Annotated[Opt[Literal["mask"]], Doc("'mask': the op made NaN out of an intended infinity "
                                                    "(e.g. softmax over a fully -inf-masked row)")]
+    task: Annotated[Opt[int], Doc("under a multi-worker strategy: the worker (task index) that made the value, "
+                                  "named in every worker's report")]
 
 
 class Diagnosis(TypedDict):

@@ -179,6 +179,14 @@ class WatchSession:
     def _complete_report(self):
         report, evidence = self.report, self.recorder.evidence
         if self.probe is not None:
+            held = self.probe.take_held()
+            if held is not None:   # several workers: found after this worker's last step call
+                self.note("found on this worker after its last tf.function step call: the other workers were not "
+                          "stopped by it.")
+                try:
+                    self.recorder.detected(held)
+                except NonFiniteFound:
+                    pass
             self.recorder.left_over(self.probe.eager.left_over())
             self.recorder.check_final_state(self.layers.models + (self.state.models if self.state else []))
         report.info.extend(self._info())

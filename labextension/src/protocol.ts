@@ -170,6 +170,8 @@ export interface IFirstNonfinite {
   gradient_of: IGradientOrigin | null;
   /** "mask": the op made NaN out of an intended infinity (a fully -inf-masked row) */
   made_from: string | null;
+  /** under a multi-worker strategy: the worker (task index) that made the value */
+  task: number | null;
 }
 
 export interface IDiagnosis {
@@ -541,7 +543,8 @@ export function readFirst(x: unknown): IFirstNonfinite | null {
     reproduced: bool(x.reproduced),
     histogram: readHistogram(x.histogram),
     gradient_of: readGradientOrigin(x.gradient_of),
-    made_from: str(x.made_from, 50)
+    made_from: str(x.made_from, 50),
+    task: int(x.task)
   };
 }
 

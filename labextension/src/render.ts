@@ -371,8 +371,12 @@ function renderFirst(doc: Document, first: IFirstNonfinite, handlers: IRenderHan
     doc.createTextNode(c.size !== null ? ` of ${fmtNum(c.size)}` : '')
   );
   field(doc, dl, 'Counts', counts);
-  if (first.device || first.replica !== null) {
-    const dev = [first.device, first.replica !== null ? `replica ${first.replica}` : null]
+  if (first.device || first.replica !== null || first.task !== null) {
+    const dev = [
+      first.device,
+      first.replica !== null ? `replica ${first.replica}` : null,
+      first.task !== null ? `worker task ${first.task}` : null
+    ]
       .filter(Boolean)
       .join(', ');
     field(doc, dl, 'Device', dev);

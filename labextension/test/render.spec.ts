@@ -116,6 +116,20 @@ describe('renderState', () => {
     expect(render().querySelector('.nanwatch-first-origin')).toBeNull();
   });
 
+  it('names the worker that made the value under a multi-worker strategy', () => {
+    const { feed, render } = setup();
+    const r = report('mw') as any;
+    r.first_nonfinite.device = '/job:worker/replica:0/task:1/device:CPU:0';
+    r.first_nonfinite.replica = 1;
+    r.first_nonfinite.task = 1;
+    feed({ v: 1, type: 'run_finished', report: r });
+    const dds = Array.from(render().querySelectorAll('dt')).filter(dt => dt.textContent === 'Device');
+    expect(dds).toHaveLength(1);
+    expect(dds[0].nextElementSibling!.textContent).toBe(
+      '/job:worker/replica:0/task:1/device:CPU:0, replica 1, worker task 1'
+    );
+  });
+
   it('puts kernel strings in as text, never as HTML', () => {
     const { feed, render } = setup();
     const evil = '<img src=x onerror="window.__pwned=1"><b>bold</b>';

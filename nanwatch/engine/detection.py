@@ -55,6 +55,8 @@ class Detection:
     # a NaN/Inf born in a gradient: {"op_type": forward op, "source": its line, "forward_absorbed": bool}
     gradient_of_op: dict | None = None
     made_from: str | None = None  # "mask": the op made NaN out of an intended infinity (a -inf mask)
+    replica: int | None = None    # the replica id in sync, when known (else read from the device)
+    task: int | None = None       # the worker (task index) that made the value, under a multi-worker strategy
 
 
 @dataclass(frozen=True)

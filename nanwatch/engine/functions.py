@@ -12,6 +12,8 @@ training step: each call is a step record. A function traced before the cell is 
 
 from __future__ import annotations
 
+from . import distributed
+
 
 class _Found(Exception):
     """Stops a replay at the first value that reaches the training."""
@@ -60,6 +62,18 @@ class FunctionPatch:
             return original(fn, *args, **kwargs)     # called while another function is traced
         if self.fast:
             return self._call_fast(original, fn, args, kwargs)
+        if distributed.cluster() is not None or distributed.strategy_values(args, kwargs):
+            # the Python body run eagerly would run the replicas in threads the checks do not reach, and a
+            # check raising on one worker would leave the others waiting in the step's all-reduce
+            applied = self.state.traced_applies
+            with self.probe.detached():      # a trace made here is the one fast mode runs: no checks in it
+                self._state_variables(fn, args, kwargs)
+            if self.state.traced_applies > applied:
+                self._steps.add(id(fn))      # traced here, it applies gradients: a training step
+            self.events.note(f"tf.function '{fn.__name__}' runs under a distribution strategy with several "
+                             "replicas: it was watched in fast mode (checked after each call, the failing call "
+                             "replayed replica by replica), not exact mode.")
+            return self._call_fast(original, fn, args, kwargs)
         # exact: the function's Python body, run eagerly: every op checked, with provenance (its
         # tape.gradient calls are the steps, as in an eager loop)
         return fn.python_function(*args, **kwargs)
@@ -84,10 +98,20 @@ class FunctionPatch:
                        if getattr(getattr(t, "dtype", None), "is_floating", False)]
         bad_state = not all(stats.all_finite(a) for a in values)
         bad_output = not all(stats.all_finite(a) for a in outputs)
+        cluster = distributed.cluster()
+        # only a function with collectives runs in lockstep on every worker: the verdict is agreed there; harm
+        # in a worker-local one (an evaluation on the chief alone) is held for the next agreement
+        group = cluster if cluster is not None and self._state_of[id(fn)][2] else None
+        held = self.probe.take_held() if group is not None else None   # found on this worker since the last call
+        if group is not None and group.any_harm(bad_state or bad_output or held is not None) \
+                and not (bad_state or bad_output):
+            bad_output = "another worker"    # harm elsewhere (or earlier, held): every worker stops at this call
         if bad_state or bad_output:
             before = self._before.get(id(fn))
             self._harm_seen(fn, args, kwargs, variables, before,
-                            "non-finite weights or slots after the call" if bad_state else "a non-finite output")
+                            "non-finite weights or slots after the call" if bad_state else
+                            "a non-finite output on another worker" if bad_output == "another worker" else
+                            "a non-finite output", group, held, hold=cluster is not None and group is None)
             with self.probe.paused():
                 values = [v.numpy() for v in variables]
         self._before[id(fn)] = values
@@ -99,45 +123,90 @@ class FunctionPatch:
         count = fn.experimental_get_tracing_count()
         known = self._state_of.get(id(fn))
         if known is None or known[0] != count:
-            variables = [v for v in _variables_of(fn, args, kwargs) if _is_keras_state(v)]
+            concrete = _concrete(fn, args, kwargs)
+            variables = [v for v in getattr(concrete, "variables", []) if _is_keras_state(v)]
             self.probe.eager.register_state(variables)
-            known = self._state_of[id(fn)] = (count, variables)
+            known = self._state_of[id(fn)] = (count, variables, _has_collectives(concrete))
         return known[1]
 
-    def _harm_seen(self, fn, args, kwargs, variables, before, reason):
+    def _harm_seen(self, fn, args, kwargs, variables, before, reason, group=None, held=None, hold=False):
         from .replay import restored
         if before is not None and len(before) == len(variables):
             with self.probe.paused():
                 for var, value in zip(variables, before):
                     var.assign(value)        # the call's update is not kept: the weights as before it
-        with restored(variables, self.probe), self.probe.capturing(_Found) as found:
-            try:
-                fn.python_function(*args, **kwargs)
-            except _Found:
-                pass
-            except Exception as exc:
-                self.events.note(f"the eager replay of tf.function '{fn.__name__}' raised "
-                                 f"{type(exc).__name__}: {str(exc)[:200]}")
+        replica: dict = {}
+        found: list = []
+        draws = _draws_from_iterator(args, kwargs)
+        if held is not None:
+            found = [held]                   # made on this worker before this call: the origin is known
+            self.events.note(f"found on this worker between calls of tf.function '{fn.__name__}'; every worker "
+                             "stopped at its next call.")
+        elif draws:
+            self.events.note(f"tf.function '{fn.__name__}' draws its batch from an iterator inside the call: that "
+                             "batch is gone, so the call was not replayed. Pass the batch as the argument (`for "
+                             f"batch in dataset: {fn.__name__}(batch)`) to have the op or the data rows named.")
+        else:
+            with restored(variables, self.probe), distributed.local_strategy(replica), \
+                    self.probe.capturing(_Found) as found:
+                try:
+                    self._outputs_reach_training(fn.python_function(*args, **kwargs))
+                except _Found:
+                    pass
+                except Exception as exc:
+                    self.events.note(f"the eager replay of tf.function '{fn.__name__}' raised "
+                                     f"{type(exc).__name__}: {str(exc)[:200]}")
+        found = [distributed.placed(found[0], replica, group)] if found and (replica or group) else found
+        if group is not None:
+            found = distributed.agree(group, found[0] if found else None, self.events)
         if found:
-            self.probe.report(found[0])       # raises NonFiniteFound when stopping
+            self.probe.report(found[0], agreed=not hold)       # raises NonFiniteFound when stopping
             return
         import dataclasses
         from .detection import Detection
         from .frames import resolve
         import sys
         where = resolve(sys._getframe(2), self.probe.cells)
-        self.events.note(f"fast mode saw {reason} of tf.function '{fn.__name__}', but its eager replay did not "
-                         "reproduce it (random ops draw anew): rerun the cell with --mode exact to pinpoint the op.")
+        if not draws:
+            self.events.note(f"fast mode saw {reason} of tf.function '{fn.__name__}', but its eager replay did not "
+                             "reproduce it (random ops draw anew): rerun the cell with --mode exact to pinpoint the op.")
         self.probe.report(Detection(context="sentinel", op_type=None, op_name=None, slot=0, kind=reason,
                                     where=dataclasses.replace(where, phase="optimizer" if "weights" in reason
-                                                              else "forward", layer=None)))
+                                                              else "forward", layer=None)), agreed=not hold)
 
 
-def _variables_of(fn, args, kwargs) -> list:
+    def _outputs_reach_training(self, result):
+        """The replayed call's outputs are sinks, as the traced call's are: a non-finite one names its origin."""
+        import sys
+        import tensorflow as tf
+        frame = sys._getframe(1)
+        for tensor in tf.nest.flatten(result):
+            if getattr(getattr(tensor, "dtype", None), "is_floating", False):
+                self.probe.eager.sink(tensor, frame)
+
+
+def _draws_from_iterator(args, kwargs) -> bool:
+    """Does the call take an iterator it draws its batch from (`train_step(iterator)`, `next` inside)?"""
+    return any(hasattr(a, "get_next") and hasattr(a, "__next__") for a in list(args) + list(kwargs.values()))
+
+
+def _concrete(fn, args, kwargs):
     try:
-        return list(fn.get_concrete_function(*args, **kwargs).variables)
+        return fn.get_concrete_function(*args, **kwargs)
     except Exception:
-        return []
+        return None
+
+
+def _has_collectives(concrete) -> bool:
+    """Does the traced function (or a function it calls) run collective ops (a strategy's all-reduce)?"""
+    if concrete is None or distributed.cluster() is None:
+        return False
+    try:
+        graph_def = concrete.graph.as_graph_def()
+    except Exception:
+        return True    # unknown: agree, as every worker's step must
+    nodes = list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]
+    return any(node.op.startswith("Collective") for node in nodes)
 
 
 def _is_keras_state(variable) -> bool:

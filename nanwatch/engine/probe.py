@@ -24,7 +24,7 @@ import sys
 import threading
 
 from .. import ops
-from . import stats
+from . import distributed, stats
 from .detection import Detection, OpRecord
 from .eager_checks import IGNORED_OUTPUTS as _IGNORED_OUTPUTS
 from .eager_checks import EagerChecks
@@ -92,6 +92,7 @@ class Probe:
         self.layers = layers           # LayerIndex: the user's layers, for an op's layer
         self.events = events           # RunEvents: `detected` may raise to stop
         self._capture_box = None       # during a replay: detections go here instead
+        self.held = None               # several workers: a detection waiting for their next agreement
         self.records: list[OpRecord] = _RECORDS
         self.active = True
         self._local = threading.local()
@@ -185,13 +186,28 @@ class Probe:
             self._capture_box, self.active = saved
             self.layer_of_output = None
 
-    def report(self, detection):
-        """A non-finite value reached the training: tell the run (or, in a replay, stop it there)."""
+    @property
+    def replaying(self) -> bool:
+        """Inside `capturing`: a replay, whose steps are not the run's."""
+        return self._capture_box is not None
+
+    def report(self, detection, agreed: bool = False):
+        """A non-finite value reached the training: tell the run (or, in a replay, stop it there). Among
+        several workers a value found outside their agreement is held (`take_held`): stopping this worker
+        alone would leave the others waiting in a collective."""
         if self._capture_box is not None:
             box, exc_type = self._capture_box
             box.append(detection)
             raise exc_type("nanwatch replay found the first non-finite op")
+        if not agreed and distributed.cluster() is not None:
+            self.held = self.held or detection
+            return
         self.events.detected(detection)
+
+    def take_held(self):
+        """The detection held since the workers last agreed (None if none); forgotten here."""
+        held, self.held = self.held, None
+        return held
 
     # --- the callback -----------------------------------------------------------------
     def callback(self, op_type, inputs, attrs, outputs, op_name=None, graph=None):
@@ -220,6 +236,15 @@ class Probe:
     def _instrument(self, op_type, inputs, outputs, op_name, graph):
         if op_type in _SKIP_GRAPH_OPS or not outputs:
             return None
+        if distributed.cluster() is not None:
+            # several workers: a check failing on one would leave the others waiting in a collective;
+            # the workers' steps are checked after each call, all agreeing (engine/functions.py)
+            self.events.note("several workers (a multi-worker strategy): graph ops are not checked (a check failing "
+                             "on one worker would leave the others waiting in a collective); each tf.function "
+                             "step is checked after its call, the workers agreeing on the verdict.")
+            return None
+        if op_type == "MultiDeviceIteratorGetNextFromShard":
+            return None   # a distributed dataset's shard: checked where its replica's step consumes it (rows known)
         if op_type in ops.CONTRACTIONS or (op_type in ops.BIAS_ADDS and any(_unchecked(t) for t in inputs)):
             return None   # a fusion intermediate: checked where the fused chain ends
         from tensorflow.python.ops import gen_array_ops

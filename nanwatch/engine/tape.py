@@ -29,7 +29,7 @@ class TapePatch:
             result = original(tape, target, *args, **kwargs)
             if tf.executing_eagerly():
                 patch._loss_reaches_training(tf, target)
-                if not patch.events.in_keras_call():
+                if not patch.events.in_keras_call() and not patch.probe.replaying:
                     patch._record(tf, target, result)
             return result
 

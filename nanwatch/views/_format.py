@@ -156,6 +156,8 @@ def context_text(first: dict) -> str:
     parts = [str(first[k]) for k in ("context", "device") if first.get(k)]
     if first.get("replica") is not None:
         parts.append(f"replica {first['replica']}")
+    if first.get("task") is not None:
+        parts.append(f"worker task {first['task']}")
     if first.get("replayed"):
         parts.append("replayed" + (", reproduced" if first.get("reproduced") else
                                    ", NOT reproduced" if first.get("reproduced") is False else ""))

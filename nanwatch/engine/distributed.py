@@ -1,0 +1,249 @@
+"""The user's tf.function steps under a distribution strategy: a local replay, and workers that agree.
+
+Under `MirroredStrategy` and `MultiWorkerMirroredStrategy` a custom step calls
+`strategy.run(step_fn, ...)`: the replicas run in threads of their own (op callbacks are thread-local
+and do not reach them) and their reductions are collectives. The replay of a failing call therefore
+runs each local replica's `step_fn` in this thread, one after the other, with the strategy's `run`,
+`reduce` and `gather` made local (`local_strategy()`), in the default replica context, whose
+all-reduce is the identity: no replica waits on another, no worker on another, and each replica's
+own values are checked (a NaN that only arrives through the all-reduce is not found there: not local).
+
+Several workers (`cluster()`): every worker runs the same steps and holds the same mirrored weights,
+but its data and outputs are its own. After each call the workers agree on the verdict in one
+collective of one number (any worker harmed -> every worker replays and stops at that call); at a
+failure one more collective carries each worker's finding, so every report names the worker that
+made the value. The collectives are nanwatch's own group (`_GROUP_KEY`), apart from the strategy's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+_GROUP_KEY = 0x6E57            # a collective group of nanwatch's own (the strategy's keys count from 1)
+_ROW = 2048                    # bytes of JSON per worker in the findings exchange
+_FINDINGS_TIMEOUT = 300.0      # seconds: a worker replaying a long step is waited for, a dead one is not
+
+_cached: list = [None, None]   # (server def, Cluster)
+
+
+class Cluster:
+    """This process's place among the workers of a multi-worker strategy."""
+
+    def __init__(self, job: str, task: int, rank: int, size: int):
+        self.job, self.task, self.rank, self.size = job, task, rank, size
+        self.device = f"/job:{job}/replica:0/task:{task}/device:CPU:0"
+        self._instance = 0
+
+    def _all_reduce(self, values, merge_op: str, timeout: float = 0.0):
+        import numpy as np
+        import tensorflow as tf
+        from tensorflow.python.ops import collective_ops
+        self._instance += 1
+        with tf.device(self.device):
+            out = collective_ops.all_reduce_v2(tf.constant(values, tf.float32), group_size=self.size,
+                                               group_key=_GROUP_KEY, instance_key=self._instance,
+                                               merge_op=merge_op, timeout=timeout)
+        return np.asarray(out.numpy())
+
+    def any_harm(self, harmed: bool) -> bool:
+        """One collective of one number: did any worker see harm in this call? (All call it at every call.)"""
+        return bool(self._all_reduce([1.0 if harmed else 0.0], "Max")[0] > 0)
+
+    def findings(self, mine: dict | None) -> list:
+        """One collective: every worker's finding (a small dict, or None), indexed by rank."""
+        import numpy as np
+        table = np.zeros((self.size, _ROW + 1), np.float32)
+        if mine is not None:
+            raw = json.dumps(mine, default=str).encode()[:_ROW]
+            table[self.rank, 0] = len(raw)
+            table[self.rank, 1:len(raw) + 1] = np.frombuffer(raw, np.uint8)
+        summed = self._all_reduce(table, "Add", timeout=_FINDINGS_TIMEOUT)
+        out = []
+        for row in summed:
+            size = int(row[0])
+            try:
+                out.append(json.loads(bytes(row[1:size + 1].astype(np.uint8)).decode()) if size else None)
+            except ValueError:
+                out.append(None)   # cut at _ROW bytes: the finding is known, its details are not
+        return out
+
+
+def cluster() -> Cluster | None:
+    """The worker cluster this process belongs to (MultiWorkerMirroredStrategy enabled its collectives
+    with a cluster of two tasks or more), else None."""
+    try:
+        from tensorflow.python.eager import context
+        server_def = getattr(context.context(), "_collective_ops_server_def", None)
+    except Exception:
+        return None
+    if server_def is None:
+        return None
+    if _cached[0] is server_def:
+        return _cached[1]
+    ranks = []
+    for job in sorted(server_def.cluster.job, key=lambda j: (j.name != "chief", j.name)):
+        ranks.extend((job.name, index) for index in sorted(job.tasks))
+    me = (server_def.job_name, server_def.task_index)
+    found = Cluster(me[0], me[1], ranks.index(me), len(ranks)) if len(ranks) > 1 and me in ranks else None
+    _cached[0], _cached[1] = server_def, found
+    return found
+
+
+def strategy_values(args, kwargs) -> bool:
+    """Is the call given a strategy's per-replica values, or its distributed iterator (several replicas)?"""
+    import tensorflow as tf
+    from tensorflow.python.distribute import values
+    for leaf in tf.nest.flatten((list(args), dict(kwargs))):
+        if isinstance(leaf, values.DistributedValues):
+            return True
+        strategy = getattr(leaf, "_strategy", None)
+        if hasattr(leaf, "get_next") and getattr(strategy, "num_replicas_in_sync", 1) > 1:
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def local_strategy(where: dict):
+    """Inside: `strategy.run` runs each local replica's fn in this thread, in turn, in the default replica
+    context (its all-reduce is the identity); `reduce` and `gather` return the local value. `where` gets
+    the replicas: {"devices": this worker's replica devices, "replica": the local index being run}."""
+    from tensorflow.python.distribute import distribute_lib, distribute_utils
+    base, strategy_cls = distribute_lib.StrategyBase, distribute_lib.Strategy
+    saved = [(cls, name, cls.__dict__[name]) for cls, name in
+             ((base, "run"), (base, "reduce"), (strategy_cls, "gather")) if name in cls.__dict__]
+    original_run = base.__dict__["run"]
+
+    def run(self, fn, args=(), kwargs=None, options=None):
+        try:
+            devices = list(self.extended.worker_devices)
+        except Exception:
+            devices = []
+        if len(devices) < 1 or not getattr(self, "num_replicas_in_sync", 1) > 1:
+            return original_run(self, fn, args, kwargs, options)
+        import tensorflow as tf
+        outs = []
+        where["devices"] = devices
+        for i, device in enumerate(devices):
+            where["replica"] = i
+            with tf.device(device), _default_replica_context():
+                outs.append(fn(*distribute_utils.select_replica(i, args),
+                               **distribute_utils.select_replica(i, kwargs or {})))
+        return outs[0] if len(outs) == 1 else distribute_utils.regroup(outs)
+
+    def local_value(self, reduce_op, value, axis=None):
+        """This worker's replicas reduced here (eager ops, so a non-finite part stays traceable)."""
+        import tensorflow as tf
+        parts = getattr(value, "values", None)
+        if not isinstance(parts, tuple):
+            return value
+        if axis is not None:
+            parts = [tf.reduce_sum(part, axis=axis) for part in parts]
+        total = tf.add_n(list(parts)) if len(parts) > 1 else parts[0]
+        mean = "MEAN" in str(reduce_op).upper()
+        return total / len(parts) if mean and len(parts) > 1 else total
+
+    def local_gather(self, value, axis):
+        import tensorflow as tf
+        parts = getattr(value, "values", None)
+        return tf.concat(list(parts), axis=axis) if isinstance(parts, tuple) else value
+
+    base.run, base.reduce, strategy_cls.gather = run, local_value, local_gather
+    try:
+        yield where
+    finally:
+        for cls, name, value in saved:
+            setattr(cls, name, value)
+
+
+@contextlib.contextmanager
+def _default_replica_context():
+    """The default replica context, whatever strategy scope the caller is in (the replay runs a replica's
+    fn outside its strategy's threads)."""
+    from tensorflow.python.distribute import distribute_lib
+    try:
+        mode = distribute_lib._get_default_replica_mode()
+        distribute_lib._push_per_thread_mode(mode)
+    except Exception:
+        yield
+        return
+    try:
+        yield
+    finally:
+        distribute_lib._pop_per_thread_mode()
+
+
+def placed(detection, where: dict, group: Cluster | None):
+    """The replay's detection with the replica that made it (the device of the value, else the replica
+    being run when it was found): its device, its replica id in sync and, on a cluster, its worker."""
+    import dataclasses
+    devices = [_canonical(d) for d in where.get("devices", [])]
+    device = _canonical(detection.device) if detection.device else None
+    local = devices.index(device) if device in devices else where.get("replica", 0)
+    device = device or (devices[local] if local < len(devices) else group.device if group else None)
+    if group is None:
+        return dataclasses.replace(detection, device=device, replica=local)
+    return dataclasses.replace(detection, device=device, task=group.task,
+                               replica=group.rank * max(len(devices), 1) + local)
+
+
+def _canonical(device: str) -> str:
+    try:
+        from tensorflow.python.framework import device_spec
+        return device_spec.DeviceSpecV2.from_string(device).to_string()
+    except Exception:
+        return device
+
+
+def agree(group: Cluster, local, events) -> list:
+    """Every worker's finding, exchanged in one collective; [the origin's detection] for this worker's report
+    (its own when it made the value), or [] when no worker's replay found one."""
+    found = group.findings(summary(local) if local is not None else None)
+    ranks = [rank for rank, item in enumerate(found) if item is not None]
+    if not ranks:
+        events.note(f"no worker's replay found where the non-finite value was made ({group.size} workers).")
+        return []
+    origin = found[ranks[0]]
+    if len(ranks) > 1:
+        events.note("several workers made a non-finite value in this step: "
+                    + ", ".join(f"task {found[r].get('task')} ({found[r].get('device')})" for r in ranks)
+                    + f"; the report names the first, task {origin.get('task')}.")
+    if ranks[0] == group.rank:
+        return [local]
+    events.note(f"the non-finite value was made on worker task {origin.get('task')} ({origin.get('device')}), "
+                f"found by that worker's replay; this worker (task {group.task}) received it through the "
+                "strategy's all-reduce (its own replay found no value made here).")
+    return [from_summary(origin)]
+
+
+_WHERE_KEYS = ("layer", "layer_path", "phase", "source", "scope")
+_KEYS = ("context", "op_type", "op_name", "slot", "dtype", "kind", "counts", "inputs", "data", "consumer",
+         "gradient_of", "device", "notes", "gradient_of_op", "made_from", "task", "replica", "histogram")
+
+
+def summary(detection) -> dict:
+    """A detection as JSON for the other workers: what their reports show (the culprit array stays here)."""
+    out = {key: getattr(detection, key) for key in _KEYS}
+    out["notes"] = list(out["notes"])
+    out["where"] = {key: getattr(detection.where, key) for key in _WHERE_KEYS}
+    for dropped in ("histogram", "inputs", "data", "notes", "gradient_of_op", "consumer"):   # least needed first
+        if len(json.dumps(out, default=str)) <= _ROW:
+            return out
+        out[dropped] = [] if dropped in ("inputs", "notes") else None
+    if out["where"].get("source"):   # a very long line of code
+        out["where"]["source"] = dict(out["where"]["source"], code=str(out["where"]["source"].get("code"))[:200])
+    return out if len(json.dumps(out, default=str)) <= _ROW else {k: out[k] for k in ("context", "op_type", "task",
+                                                                                     "replica", "device")}
+
+
+def from_summary(item: dict):
+    from .detection import Detection
+    from .frames import Where
+    fields = {key: item.get(key) for key in _KEYS}
+    fields["notes"] = tuple(fields["notes"] or ())
+    fields["inputs"] = list(fields["inputs"] or [])
+    fields["gradient_of"] = bool(fields["gradient_of"])
+    fields["slot"] = fields["slot"] or 0
+    where = item.get("where") or {}
+    where = dict({key: where.get(key) for key in _WHERE_KEYS}, phase=where.get("phase") or "forward")
+    return Detection(where=Where(**where), **fields)
