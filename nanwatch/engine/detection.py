@@ -55,6 +55,9 @@ class Detection:
     # a NaN/Inf born in a gradient: {"op_type": forward op, "source": its line, "forward_absorbed": bool}
     gradient_of_op: dict | None = None
     made_from: str | None = None  # "mask": the op made NaN out of an intended infinity (a -inf mask)
+    # numpy values of the inputs of the op a fix would rewrite (for a gradient origin: the forward op's),
+    # so that engine/verify.py can try the rewritten op on them; () when not recorded
+    op_inputs: tuple = ()
 
 
 @dataclass(frozen=True)

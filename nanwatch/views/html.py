@@ -137,6 +137,9 @@ def _evidence_fix_html(item: dict) -> str:
     out = f"<div>{esc(item['evidence'])}</div>" if item.get("evidence") else ""
     if item.get("fix"):
         out += f"<pre><code>{esc(str(item['fix']).rstrip())}</code></pre>"
+    verdict = f.verdict_text(item)
+    if verdict:
+        out += f'<div class="nw-verified nw-verified-{esc(str(item.get("verified")).replace(" ", "-"))}">{esc(verdict)}</div>'
     return out
 
 

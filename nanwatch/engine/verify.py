@@ -1,0 +1,454 @@
+"""Fixes tried on the failing step: with the fix, does the step become finite? (issue 15, item 3)
+
+After the run (every probe and patch removed), each of the top causes' fixes is applied to what the
+run kept of the failing step, and its diagnosis entry gets `verified` ("true" | "false" | "not tried")
+and `verified_how` (what was run):
+
+- a changed hyperparameter (the fix writes `keras.optimizers.X(...)`, or a schedule): the Keras train
+  step re-run eagerly from the weights before it, on the same batch, with a new optimizer built from
+  the user's config and the fix's arguments, its state copied from the user's (iteration, slots). The
+  model's variables are read through a StatelessScope (their writes recorded there, never applied)
+  and the update is applied to copies of the weights;
+- a rewritten expression: the fixed op on the failing op's recorded input values (the forward op's,
+  for a gradient), forward and gradient (tf.GradientTape);
+- a data fix (impute or drop the non-finite rows): the step on the batch without those rows.
+A fix counts only where the unfixed version, run the same way, is non-finite: else nothing shows what
+the fix did. Python's, numpy's, TensorFlow's and Keras's global random states and Keras's name counters
+are put back afterwards. A time budget bounds the whole.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import dataclasses
+import inspect
+import re
+import time
+
+import numpy as np
+
+TRUE, FALSE, NOT_TRIED = "true", "false", "not tried"
+BUDGET_S = 0.5    # past this, the remaining fixes are "not tried (time budget)"
+TOP = 3           # the causes whose fixes are tried, most likely first
+DATA_CAUSES = ("nan_in_input", "inf_in_input", "nan_in_target", "inf_in_target")
+KEEP = "<the user's own value>"
+_OPT_CALL = re.compile(r"keras\.optimizers\.(?:schedules\.)?[A-Za-z_]\w*\(")
+
+
+@dataclasses.dataclass
+class FailedStep:
+    """What the run kept of its failing step (plain values; the model only while the report is made)."""
+    model: object = None          # the Keras model whose step failed (None: custom code)
+    kind: str | None = None       # schema.CallKind of that step
+    batch: object = None          # the step's batch as numpy arrays (report.bad_batch)
+    weights: list | None = None   # values of model.weights before the step (None: not known)
+    detection: object = None      # engine Detection of the origin (op_inputs: the recorded op inputs)
+    first: dict | None = None     # schema 1 first_nonfinite
+
+
+def verify_fixes(diagnosis: list, failed: FailedStep, budget_s: float = BUDGET_S, top: int = TOP) -> float:
+    """Set `verified` and `verified_how` on each diagnosis entry (in place); returns the seconds spent."""
+    start = time.perf_counter()
+    with _global_state_kept():
+        for i, entry in enumerate(diagnosis):
+            if i >= top:
+                result = NOT_TRIED, f"not tried: only the top {top} causes' fixes are tried on the failing step"
+            elif time.perf_counter() - start > budget_s:
+                result = NOT_TRIED, f"not tried (time budget: {budget_s:g} s for trying fixes was spent)"
+            else:
+                try:
+                    result = _verify_one(entry, failed)
+                except Exception as exc:   # a fix we could not try is said so, never a failed report
+                    result = NOT_TRIED, f"not tried: trying it raised {type(exc).__name__}: {exc}"[:300]
+            entry["verified"], entry["verified_how"] = result
+    return time.perf_counter() - start
+
+
+def _verify_one(entry: dict, failed: FailedStep) -> tuple:
+    cause, fix = entry.get("cause"), str(entry.get("fix") or "")
+    if cause in DATA_CAUSES:
+        return _verify_data(failed)
+    spec = optimizer_spec(fix)
+    if spec is not None:
+        return _verify_hyperparameters(failed, spec)
+    rewrite = _rewrite_for(cause, fix, failed)
+    if rewrite is not None:
+        return _verify_rewrite(failed, *rewrite)
+    return NOT_TRIED, ("not tried: this fix changes something the run did not record (the data pipeline, the "
+                       "model, or code outside the failing op), so it cannot be applied to the failing step")
+
+
+# --- hyperparameters ------------------------------------------------------------------------------------
+def optimizer_spec(fix: str) -> dict | None:
+    """The optimizer (and schedule) a fix writes, read from its code: {"class", "kwargs", "text",
+    "schedule": (class, kwargs) | None}; None when the fix writes none or not with literal arguments."""
+    calls, names = [], {}
+    for match in _OPT_CALL.finditer(fix):
+        text = _balanced(fix, match.end() - 1)
+        if text is None:
+            continue
+        call = fix[match.start():match.end() - 1] + text
+        try:
+            node = ast.parse(call, mode="eval").body
+        except SyntaxError:
+            continue
+        before = fix[:match.start()].rstrip()
+        bound = re.search(r"([A-Za-z_]\w*)\s*=$", before)
+        calls.append((call, node))
+        if bound:
+            names[bound.group(1)] = node
+    optimizer = next(((c, n) for c, n in calls if ".schedules." not in c), None)
+    schedule = next(((c, n) for c, n in calls if ".schedules." in c), None)
+    if optimizer is None and schedule is None:
+        return None
+    out = {"class": None, "args": [], "kwargs": {}, "text": (optimizer or schedule)[0], "schedule": None}
+    if schedule is not None:
+        out["schedule"] = (schedule[1].func.attr, *_literal_args(schedule[1], {}))
+    if optimizer is not None:
+        node = optimizer[1]
+        out["class"] = node.func.attr
+        out["args"], out["kwargs"] = _literal_args(node, {n: "schedule" for n in names})
+    return out
+
+
+def _balanced(text: str, open_at: int) -> str | None:
+    depth = 0
+    for i in range(open_at, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return text[open_at:i + 1]
+    return None
+
+
+def _literal_args(node: ast.Call, names: dict) -> tuple:
+    """Literal positional and keyword arguments; a name bound to a schedule in the fix becomes "schedule",
+    another name (`learning_rate=schedule`: the user's own object) keeps the user's value (KEEP)."""
+    def value(arg):
+        if isinstance(arg, ast.Name):
+            return names.get(arg.id, KEEP)
+        return ast.literal_eval(arg)
+    return [value(a) for a in node.args], {k.arg: value(k.value) for k in node.keywords if k.arg}
+
+
+def _verify_hyperparameters(failed: FailedStep, spec: dict) -> tuple:
+    import keras
+
+    why = _cannot_rerun(failed)
+    if why:
+        return NOT_TRIED, why
+    model = failed.model
+    optimizer = model.optimizer
+    if hasattr(optimizer, "inner_optimizer"):
+        return NOT_TRIED, "not tried: a LossScaleOptimizer's step is not re-run"
+    changed = _changed_optimizer(keras, optimizer, spec)
+    baseline = _baseline(failed)
+    if baseline is None:
+        return NOT_TRIED, (f"not tried: step {_step(failed)} re-run without the change was finite "
+                           "(random ops such as dropout draw anew), so the re-run cannot show what the change does")
+    fixed = _train_step(model, failed, changed)
+    what = (f"step {_step(failed)} re-run from the weights before it, on the same batch ({_rows(failed.batch)} rows), "
+            f"with `{spec['text']}`")
+    if fixed is None:
+        return TRUE, f"{what}: loss, gradients and updated weights finite (without the change: {baseline})"
+    more = ""
+    if fixed.startswith(("the model's outputs", "the loss")):
+        more = ("; the forward pass is already non-finite at the weights before this step, so a change to this "
+                "step's update cannot cure it: the change must apply from the earlier steps that made the "
+                "weights (re-run the cell with it)")
+    return FALSE, f"{what}: still non-finite ({fixed}){more}"
+
+
+def _baseline(failed: FailedStep) -> str | None:
+    """The step re-run as it was (a copy of the user's optimizer), once per failed step."""
+    if not hasattr(failed, "_baseline"):
+        failed._baseline = _train_step(failed.model, failed, _copy_optimizer(failed.model.optimizer, {}))
+    return failed._baseline
+
+
+def _changed_optimizer(keras, optimizer, spec: dict):
+    """The user's optimizer with the fix's arguments (a schedule the fix builds passed as the rate)."""
+    cls = getattr(keras.optimizers, spec["class"]) if spec["class"] else type(optimizer)
+    kwargs = dict(spec["kwargs"])
+    if spec["args"]:
+        kwargs.update(inspect.signature(cls).bind_partial(*spec["args"]).arguments)
+    kwargs = {k: v for k, v in kwargs.items() if v != KEEP}
+    if spec["schedule"] is not None:
+        name, args, skw = spec["schedule"]
+        schedule_cls = getattr(keras.optimizers.schedules, name)
+        schedule = schedule_cls(*args, **skw)
+        if spec["class"] is None or "schedule" not in kwargs.values():
+            kwargs["learning_rate"] = schedule
+        kwargs = {k: (schedule if v == "schedule" else v) for k, v in kwargs.items()}
+    return _copy_optimizer(optimizer, kwargs, cls=cls)
+
+
+def _copy_optimizer(optimizer, changes: dict, cls=None):
+    """A new optimizer from the user's config (its name kept: no name counter moves) and `changes`."""
+    config = optimizer.get_config()
+    if cls is not None and cls is not type(optimizer):
+        config = {"name": config.get("name")}
+    config.update(changes)
+    return (cls or type(optimizer)).from_config(config)
+
+
+def _cannot_rerun(failed: FailedStep) -> str | None:
+    model = failed.model
+    if model is None or failed.kind is None:
+        return "not tried: the failing step is not a Keras step (a custom loop's step is not re-run)"
+    if failed.kind != "train":
+        return f"not tried: the failing step is {failed.kind}, which applies no update"
+    if failed.weights is None:
+        return "not tried: the weights before the failing step were not kept (the run went on after it)"
+    if failed.batch is None:
+        return "not tried: the failing step's batch was not kept"
+    if _overrides(model, "train_step"):
+        return "not tried: the model has its own train_step, which is not re-run"
+    if getattr(model, "optimizer", None) is None:
+        return "not tried: the model has no optimizer"
+    return None
+
+
+def _overrides(model, name: str) -> bool:
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+    return getattr(type(model), name, None) is not getattr(TensorFlowTrainer, name)
+
+
+def _train_step(model, failed: FailedStep, optimizer, batch=None) -> str | None:
+    """The Keras train step on copies: None when loss, gradients and updated weights are finite, else
+    what was not. The user's variables are read at their pre-step values; nothing of theirs is written."""
+    import keras
+    import tensorflow as tf
+
+    x, y, sample_weight = _unpack(failed.batch if batch is None else batch)
+    values = dict(zip((id(v) for v in model.weights), failed.weights))
+    trainable = list(model.trainable_variables)
+    current = [tf.convert_to_tensor(values.get(id(v), v.numpy())) for v in trainable]
+    mapping = list(zip(trainable, current)) + [(v, tf.convert_to_tensor(values[id(v)]))
+                                               for v in model.non_trainable_variables if id(v) in values]
+    with tf.GradientTape() as tape:
+        tape.watch(current)
+        with keras.StatelessScope(state_mapping=mapping):
+            y_pred = model(x, training=True)
+            loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+    if not _finite(y_pred):
+        return "the model's outputs " + _kinds(y_pred)
+    if not _finite(loss):
+        return "the loss " + _kinds(loss)
+    grads = tape.gradient(loss, current)
+    if not _finite([g for g in grads if g is not None]):
+        return "the gradients " + _kinds([g for g in grads if g is not None])
+    copies = [keras.Variable(t, name=f"nanwatch_copy_{i}", dtype=t.dtype) for i, t in enumerate(current)]
+    optimizer.build(copies)
+    _copy_state(model.optimizer, optimizer)
+    optimizer.apply([g if g is not None else tf.zeros_like(c) for g, c in zip(grads, current)], copies)
+    if not _finite([c.value for c in copies]):
+        return "the weights the update wrote " + _kinds([c.value for c in copies])
+    return None
+
+
+def _copy_state(source, target):
+    """The user's optimizer state (iteration, slots, in order) into the copy; the rate is the copy's own."""
+    def state(opt):
+        return [v for v in opt.variables if v.name not in ("learning_rate",)]
+    src, dst = state(source), state(target)
+    if len(src) != len(dst) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(src, dst)):
+        raise ValueError("the optimizer's state does not match its copy's")
+    for a, b in zip(src, dst):
+        b.assign(a.value)
+
+
+# --- data ----------------------------------------------------------------------------------------------
+def _verify_data(failed: FailedStep) -> tuple:
+    why = _cannot_rerun(failed)
+    if why:
+        return NOT_TRIED, why
+    batch = _as_tuple(failed.batch)
+    arrays = [a for a in _flat(batch) if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.ndim]
+    if not arrays:
+        return NOT_TRIED, "not tried: the batch holds no float arrays"
+    n = arrays[0].shape[0]
+    keep = np.ones(n, bool)
+    for a in arrays:
+        if a.shape[0] == n:
+            keep &= np.isfinite(a.reshape(n, -1)).all(axis=1)
+    if keep.all() or not keep.any():
+        return NOT_TRIED, f"not tried: {'no' if keep.all() else 'every'} row of the batch holds a non-finite value"
+    import tensorflow as tf
+    kept = tf.nest.map_structure(lambda a: a[keep] if isinstance(a, np.ndarray) and a.ndim and a.shape[0] == n
+                                 else a, batch)
+    baseline = _baseline(failed)
+    fixed = _train_step(failed.model, failed, _copy_optimizer(failed.model.optimizer, {}), batch=kept)
+    what = (f"step {_step(failed)} re-run from the weights before it on its batch without the {n - int(keep.sum())} "
+            f"row(s) holding NaN/Inf ({int(keep.sum())} of {n} rows kept)")
+    if baseline is None:
+        return NOT_TRIED, f"not tried: step {_step(failed)} re-run on the whole batch was finite"
+    if fixed is None:
+        return TRUE, f"{what}: loss, gradients and updated weights finite (with them: {baseline})"
+    return FALSE, f"{what}: still non-finite ({fixed})"
+
+
+# --- rewritten expressions -----------------------------------------------------------------------------
+def _rewrites(tf):
+    """(cause, op) -> [(text the fix shows, the rewritten op)] and op -> the op as written."""
+    eps = 1e-7
+    def double_where(f, domain, safe=1.0):
+        return lambda x: tf.where(domain(x), f(tf.where(domain(x), x, safe)), 0.0)
+    fixed = {
+        ("log_of_nonpositive", "Log"): [("log1p", lambda x: tf.math.log1p(tf.maximum(x - 1.0, -1.0 + eps))),
+                                        ("clip_by_value", lambda x: tf.math.log(tf.clip_by_value(x, eps, 1.0))),
+                                        ("maximum", lambda x: tf.math.log(tf.maximum(x, eps)))],
+        ("log_of_nonpositive", "Log1p"): [("maximum", lambda x: tf.math.log1p(tf.maximum(x, -1.0 + eps)))],
+        ("sqrt_of_negative", "Sqrt"): [("maximum", lambda x: tf.sqrt(tf.maximum(x, 1e-12)))],
+        ("sqrt_of_negative", "Rsqrt"): [("maximum", lambda x: tf.math.rsqrt(tf.maximum(x, 1e-12)))],
+        ("nondifferentiable_point", "Sqrt"): [("1e-12", lambda x: tf.sqrt(x + 1e-12))],
+        ("nondifferentiable_point", "Rsqrt"): [("1e-12", lambda x: tf.math.rsqrt(x + 1e-12))],
+        ("where_gradient_trap", "Log"): [("where", double_where(tf.math.log, lambda x: x > 0))],
+        ("where_gradient_trap", "Sqrt"): [("where", double_where(tf.sqrt, lambda x: x > 0))],
+        ("where_gradient_trap", "Rsqrt"): [("where", double_where(tf.math.rsqrt, lambda x: x > 0))],
+        ("where_gradient_trap", "Reciprocal"): [("where", double_where(tf.math.reciprocal, lambda x: x != 0))],
+        ("division_by_zero", "RealDiv"): [("divide_no_nan", tf.math.divide_no_nan)],
+        ("division_by_zero", "Reciprocal"): [("divide_no_nan", lambda x: tf.math.divide_no_nan(tf.ones_like(x), x))],
+        ("exp_overflow", "Exp"): [("minimum", lambda x: tf.exp(tf.minimum(x, 80.0)))],
+    }
+    plain = {"Log": tf.math.log, "Log1p": tf.math.log1p, "Sqrt": tf.sqrt, "Rsqrt": tf.math.rsqrt,
+             "Reciprocal": tf.math.reciprocal, "RealDiv": tf.math.divide, "Exp": tf.exp}
+    return fixed, plain
+
+
+def _rewrite_for(cause, fix: str, failed: FailedStep):
+    """(op, its inputs, the fixed op, the text naming it, the op as written) for a rewrite fix, else None."""
+    first = failed.first or {}
+    gradient = first.get("gradient_of") or {}
+    op = gradient.get("op_type") or first.get("op_type")
+    import tensorflow as tf
+    fixed, plain = _rewrites(tf)
+    variants = fixed.get((cause, op))
+    if not variants:
+        return None
+    text, fn = next(((t, f) for t, f in variants if t in fix), (None, None))
+    if fn is None:
+        return None
+    inputs = tuple(getattr(failed.detection, "op_inputs", ()) or ())
+    return op, inputs, fn, text, (lambda x: tf.where(x > 0, plain[op](x), 0.0)) \
+        if cause == "where_gradient_trap" else plain[op]
+
+
+def _verify_rewrite(failed: FailedStep, op, inputs, fn, text, original) -> tuple:
+    first = failed.first or {}
+    source = (first.get("gradient_of") or {}).get("source") or first.get("source") or {}
+    if first.get("phase") == "optimizer" or not source.get("code"):
+        return NOT_TRIED, f"not tried: the {op} is not in your code (no line of yours to rewrite)"
+    if not inputs or any(a is None for a in inputs[:_arity(op)]):
+        return NOT_TRIED, f"not tried: the {op}'s input values were not recorded (a graph check without a replay)"
+    args = inputs[:_arity(op)]
+    baseline = _op_check(original, args)
+    where = f"{op} at line {source.get('line')}" if source.get("line") else op
+    if baseline is None:
+        return NOT_TRIED, f"not tried: the {where} as written is finite on its recorded inputs"
+    result = _op_check(fn, args)
+    what = (f"the {where} rewritten (`{text}`) on its recorded input{'s' if len(args) > 1 else ''} "
+            f"({', '.join(str(int(np.size(a))) for a in args)} values)")
+    if result is None:
+        return TRUE, f"{what}: forward and gradient finite (as written: {baseline})"
+    return FALSE, f"{what}: still non-finite ({result})"
+
+
+def _arity(op: str) -> int:
+    return 2 if op in ("RealDiv",) else 1
+
+
+def _op_check(fn, arrays) -> str | None:
+    """None when fn's output and its gradient with respect to each input are finite, else which is not."""
+    import tensorflow as tf
+    xs = [tf.constant(a) for a in arrays]
+    with tf.GradientTape() as tape:
+        for x in xs:
+            tape.watch(x)
+        y = fn(*xs)
+        total = tf.reduce_sum(y)
+    if not _finite(y):
+        return "forward " + _kinds(y)
+    grads = [g for g in tape.gradient(total, xs) if g is not None]
+    if not _finite(grads):
+        return "gradient " + _kinds(grads)
+    return None
+
+
+# --- small helpers -------------------------------------------------------------------------------------
+def _unpack(batch):
+    from keras.utils import unpack_x_y_sample_weight
+    return unpack_x_y_sample_weight(_as_tuple(batch))
+
+
+def _as_tuple(batch):
+    return tuple(batch) if isinstance(batch, list) else batch
+
+
+def _flat(value):
+    import tensorflow as tf
+    return tf.nest.flatten(value)
+
+
+def _finite(value) -> bool:
+    for t in _flat(value):
+        arr = np.asarray(t)
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            return False
+    return True
+
+
+def _kinds(value) -> str:
+    """'(3 NaN, 2 +Inf of 64)'."""
+    arrays = [np.asarray(t) for t in _flat(value)]
+    arrays = [a for a in arrays if a.dtype.kind == "f"]
+    size = sum(a.size for a in arrays)
+    parts = [(int(np.isnan(a).sum()), int(np.isposinf(a).sum()), int(np.isneginf(a).sum())) for a in arrays]
+    nan, pos, neg = (sum(p[i] for p in parts) for i in range(3))
+    said = [f"{n} {k}" for n, k in ((nan, "NaN"), (pos, "+Inf"), (neg, "-Inf")) if n]
+    return f"({', '.join(said)} of {size})"
+
+
+def _rows(batch) -> int | None:
+    for a in _flat(_as_tuple(batch)):
+        if getattr(a, "ndim", 0):
+            return int(a.shape[0])
+    return None
+
+
+def _step(failed: FailedStep):
+    return (failed.first or {}).get("step")
+
+
+@contextlib.contextmanager
+def _global_state_kept():
+    """Python's, numpy's and TensorFlow's global random states, Keras's global seed generator and name
+    counters: as they were before."""
+    import copy
+    import random
+    from keras.src.backend.common import global_state
+    from tensorflow.python.eager import context
+    from tensorflow.python.ops import stateful_random_ops
+
+    py, npr = random.getstate(), np.random.get_state()
+    ctx = context.context()
+    op_rng = getattr(ctx, "_rng", None)
+    op_state = op_rng.getstate() if op_rng is not None else None
+    generator = stateful_random_ops.global_generator
+    gen_state = generator.state.numpy() if generator is not None else None
+    seed_gen = global_state.get_global_attribute("global_seed_generator")
+    seed_state = seed_gen.state.numpy() if seed_gen is not None else None
+    uids = copy.deepcopy(global_state.get_global_attribute("object_name_uids"))
+    try:
+        yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(npr)
+        if op_rng is not None and getattr(ctx, "_rng", None) is op_rng:
+            op_rng.setstate(op_state)
+        if generator is not None:
+            generator.state.assign(gen_state)
+        if seed_gen is not None:
+            seed_gen.state.assign(seed_state)
+        if uids is not None:
+            global_state.set_global_attribute("object_name_uids", uids)
