@@ -30,7 +30,7 @@ import numpy as np
 
 from . import verify_ops
 from .verify_ops import FALSE, NOT_TRIED, TRUE
-BUDGET_S = 0.5    # past this, the remaining fixes are "not tried (time budget)"
+BUDGET_S = 0.25   # past this, the remaining fixes are "not tried (time budget)"
 TOP = 3           # the causes whose fixes are tried, most likely first
 DATA_CAUSES = ("nan_in_input", "inf_in_input", "nan_in_target", "inf_in_target")
 KEEP = "<the user's own value>"
@@ -151,7 +151,8 @@ def _verify_hyperparameters(failed: FailedStep, spec: dict) -> tuple:
     what = (f"step {_step(failed)} re-run from the weights before it, on the same batch ({_rows(failed.batch)} rows), "
             f"with `{spec['text']}`")
     if fixed is None:
-        return TRUE, f"{what}: loss, gradients and updated weights finite (without the change: {baseline})"
+        return TRUE, f"{what}: loss, gradients, updated weights and optimizer state finite (without the change: " \
+                     f"{baseline})"
     more = ""
     if fixed.startswith(("the model's outputs", "the loss")):
         more = ("; the forward pass is already non-finite at the weights before this step, so a change to this "
@@ -203,6 +204,8 @@ def _cannot_rerun(failed: FailedStep) -> str | None:
         return "not tried: the weights before the failing step were not kept (the run went on after it)"
     if failed.batch is None:
         return "not tried: the failing step's batch was not kept"
+    if getattr(getattr(model, "distribute_strategy", None), "num_replicas_in_sync", 1) > 1:
+        return "not tried: a step under a distribution strategy with several replicas is not re-run"
     if _overrides(model, "train_step"):
         return "not tried: the model has its own train_step, which is not re-run"
     if getattr(model, "optimizer", None) is None:
@@ -245,6 +248,9 @@ def _train_step(model, failed: FailedStep, optimizer, batch=None) -> str | None:
     optimizer.apply([g if g is not None else tf.zeros_like(c) for g, c in zip(grads, current)], copies)
     if not verify_ops.finite([c.value for c in copies]):
         return "the weights the update wrote " + verify_ops.kinds([c.value for c in copies])
+    state = [v.value for v in optimizer.variables]
+    if not verify_ops.finite(state):   # Adam's square of a gradient above 1.8e19 overflows its slot
+        return "the optimizer state the update wrote " + verify_ops.kinds(state)
     return None
 
 
@@ -285,7 +291,7 @@ def _verify_data(failed: FailedStep) -> tuple:
     if baseline is None:
         return NOT_TRIED, f"not tried: step {_step(failed)} re-run on the whole batch was finite"
     if fixed is None:
-        return TRUE, f"{what}: loss, gradients and updated weights finite (with them: {baseline})"
+        return TRUE, f"{what}: loss, gradients, updated weights and optimizer state finite (with them: {baseline})"
     return FALSE, f"{what}: still non-finite ({fixed})"
 
 
