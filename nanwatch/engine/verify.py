@@ -35,6 +35,7 @@ TOP = 3           # the causes whose fixes are tried, most likely first
 DATA_CAUSES = ("nan_in_input", "inf_in_input", "nan_in_target", "inf_in_target")
 KEEP = "<the user's own value>"
 _OPT_CALL = re.compile(r"keras\.optimizers\.(?:schedules\.)?[A-Za-z_]\w*\(")
+_LOSS_CALL = re.compile(r"keras\.losses\.[A-Za-z_]\w*\(")
 
 
 @dataclasses.dataclass
@@ -73,6 +74,9 @@ def _verify_one(entry: dict, failed: FailedStep) -> tuple:
     spec = optimizer_spec(fix)
     if spec is not None:
         return _verify_hyperparameters(failed, spec)
+    loss = loss_spec(fix)
+    if loss is not None:
+        return _verify_loss(failed, loss)
     rewrite = verify_ops.rewrite_for(cause, fix, failed)
     if rewrite is not None:
         return verify_ops.verify_rewrite(failed, *rewrite)
@@ -111,6 +115,43 @@ def optimizer_spec(fix: str) -> dict | None:
         out["class"] = node.func.attr
         out["args"], out["kwargs"] = _literal_args(node, {n: "schedule" for n in names})
     return out
+
+
+def loss_spec(fix: str) -> dict | None:
+    """The Keras loss a fix writes (`keras.losses.CategoricalCrossentropy(from_logits=True)`) with literal
+    arguments: {"class", "args", "kwargs", "text"}; None when it writes none."""
+    for match in _LOSS_CALL.finditer(fix):
+        text = _balanced(fix, match.end() - 1)
+        if text is None:
+            continue
+        call = fix[match.start():match.end() - 1] + text
+        try:
+            node = ast.parse(call, mode="eval").body
+            args, kwargs = _literal_args(node, {})
+        except (SyntaxError, ValueError):
+            continue
+        if KEEP not in args and KEEP not in kwargs.values():
+            return {"class": node.func.attr, "args": args, "kwargs": kwargs, "text": call}
+    return None
+
+
+def _verify_loss(failed: FailedStep, spec: dict) -> tuple:
+    import keras
+
+    why = _cannot_rerun(failed)
+    if why:
+        return NOT_TRIED, why
+    loss = getattr(keras.losses, spec["class"])(*spec["args"], **spec["kwargs"])
+    baseline = _baseline(failed)
+    if baseline is None:
+        return NOT_TRIED, f"not tried: step {_step(failed)} re-run without the change was finite"
+    fixed = _train_step(failed.model, failed, _copy_optimizer(failed.model.optimizer, {}), loss=loss)
+    what = (f"step {_step(failed)} re-run from the weights before it, on the same batch ({_rows(failed.batch)} rows), "
+            f"with the loss `{spec['text']}` (the model's layers as they are)")
+    if fixed is None:
+        return TRUE, f"{what}: loss, gradients, updated weights and optimizer state finite (without the change: " \
+                     f"{baseline})"
+    return FALSE, f"{what}: still non-finite ({fixed})"
 
 
 def _balanced(text: str, open_at: int) -> str | None:
@@ -218,7 +259,7 @@ def _overrides(model, name: str) -> bool:
     return getattr(type(model), name, None) is not getattr(TensorFlowTrainer, name)
 
 
-def _train_step(model, failed: FailedStep, optimizer, batch=None) -> str | None:
+def _train_step(model, failed: FailedStep, optimizer, batch=None, loss=None) -> str | None:
     """The Keras train step on copies: None when loss, gradients and updated weights are finite, else
     what was not. The user's variables are read at their pre-step values; nothing of theirs is written."""
     import keras
@@ -234,7 +275,10 @@ def _train_step(model, failed: FailedStep, optimizer, batch=None) -> str | None:
         tape.watch(current)
         with keras.StatelessScope(state_mapping=mapping):
             y_pred = model(x, training=True)
-            loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+            if loss is None:
+                loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+            else:   # the fix's loss in place of the compiled one; the model's own losses (regularisers) kept
+                loss = loss(y, y_pred, sample_weight=sample_weight) + sum(model.losses)
     if not verify_ops.finite(y_pred):
         return "the model's outputs " + verify_ops.kinds(y_pred)
     if not verify_ops.finite(loss):

@@ -11,6 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 TRUE, FALSE, NOT_TRIED = "true", "false", "not tried"
+# what the user's line shows when it writes the op (else the op is Keras's own, e.g. a loss's division)
+OP_TEXT = {"Log": ("log",), "Log1p": ("log1p",), "Sqrt": ("sqrt", "norm"), "Rsqrt": ("rsqrt",),
+           "Reciprocal": ("reciprocal", "/"), "RealDiv": ("/", "div"), "Exp": ("exp",)}
 
 
 def _rewrites(tf):
@@ -61,7 +64,8 @@ def rewrite_for(cause, fix: str, failed):   # failed: verify.FailedStep
 def verify_rewrite(failed, op, inputs, fn, text, original) -> tuple:
     first = failed.first or {}
     source = (first.get("gradient_of") or {}).get("source") or first.get("source") or {}
-    if first.get("phase") == "optimizer" or not source.get("code"):
+    code = str(source.get("code") or "").lower()
+    if first.get("phase") == "optimizer" or not any(t in code for t in OP_TEXT.get(op, (op.lower(),))):
         return NOT_TRIED, f"not tried: the {op} is not in your code (no line of yours to rewrite)"
     if not inputs or any(a is None for a in inputs[:_arity(op)]):
         return NOT_TRIED, f"not tried: the {op}'s input values were not recorded (a graph check without a replay)"

@@ -4,7 +4,7 @@ fix applied to what the run kept of the failing step, and the verdict in the rep
 - a rewrite on the failing op's recorded inputs: log(0) (fast and exact mode), the where trap, sqrt at 0's
   gradient, a negative under sqrt -> "true";
 - a changed hyperparameter re-run from the pre-step weights: Adam's epsilon back to 1e-7, a clipped update
-  of a rate that overflows float32 -> "true"; a lower rate where the step's forward pass is already
+  of a rate that overflows float32, the loss from logits under a ReLU output -> "true"; a lower rate where the step's forward pass is already
   non-finite at the weights before it -> "false", saying why;
 - the data fix (the batch without its non-finite rows) -> "true";
 - fixes that change what the run did not record -> "not tried", saying why.
@@ -15,6 +15,7 @@ import pytest
 from tests.scenarios.diagnosis import SCENARIOS as DIAGNOSIS
 from tests.scenarios.harm import SCENARIOS as HARM
 from tests.scenarios.core import SCENARIOS as CORE
+from tests.scenarios.loss_data import SCENARIOS as LOSS_DATA
 
 pytestmark = pytest.mark.slow
 
@@ -62,6 +63,16 @@ def test_a_lower_rate_does_not_cure_a_step_whose_forward_pass_is_already_non_fin
     assert "learning_rate=0.1" in how and "still non-finite (the model's outputs" in how, how
     assert "the change must apply from the earlier steps" in how
     assert "did not make the step finite" in report.to_text()
+
+
+def test_the_loss_from_logits_cures_a_relu_output_and_keras_own_division_is_not_the_users(runner):
+    report = runner.report(LOSS_DATA["l02_relu_output_into_categorical_crossentropy"])
+    verdicts = _verdicts(report)
+    verified, how = verdicts["loss_expects_probabilities"]
+    assert verified == "true" and "`keras.losses.CategoricalCrossentropy(from_logits=True)`" in how, how
+    assert "without the change: the loss (1 NaN of 1)" in how, how
+    # the 0/0 is in Keras's cross-entropy (attributed to the fit line): no line of the user's to rewrite
+    assert verdicts["division_by_zero"][0] == "not tried" and "not in your code" in verdicts["division_by_zero"][1]
 
 
 def test_dropping_the_non_finite_rows_cures_the_step(runner):

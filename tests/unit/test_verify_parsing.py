@@ -1,7 +1,7 @@
 """What engine/verify.py reads from a fix's text (no TensorFlow): the optimizer and schedule a fix writes,
 with their literal arguments, and how the views say a verdict."""
 
-from nanwatch.engine.verify import KEEP, optimizer_spec
+from nanwatch.engine.verify import KEEP, loss_spec, optimizer_spec
 from nanwatch.views import _format as f
 
 
@@ -34,3 +34,12 @@ def test_the_views_say_each_verdict_and_nothing_for_an_entry_without_one():
     assert f.verdict_text({"verified": "not tried", "verified_how": "not tried: a custom loop"}) == \
         "not tried: a custom loop"
     assert f.verdict_text({"cause": "unscaled_input"}) == ""
+
+
+def test_the_loss_a_fix_writes_is_read_and_one_with_a_users_name_is_not():
+    spec = loss_spec("an output layer without activation and `model.compile(loss=keras.losses.CategoricalCrossentropy("
+                     "from_logits=True), ...)`")
+    assert spec == {"class": "CategoricalCrossentropy", "args": [], "kwargs": {"from_logits": True},
+                    "text": "keras.losses.CategoricalCrossentropy(from_logits=True)"}
+    assert loss_spec("`keras.losses.Huber(delta=my_delta)`") is None
+    assert loss_spec("use `from_logits=True`") is None
