@@ -47,6 +47,17 @@ class FailedStep:
     weights: list | None = None   # values of model.weights before the step (None: not known)
     detection: object = None      # engine Detection of the origin (op_inputs: the recorded op inputs)
     first: dict | None = None     # schema 1 first_nonfinite
+    deadline: float = float("inf")   # perf_counter time after which no fix starts running
+
+    def start_running(self):
+        """Called where a fix is about to run TensorFlow (its reasons not to run are free): past the
+        deadline, it is not tried. A fix started in time runs to its end."""
+        if time.perf_counter() > self.deadline:
+            raise OverBudget
+
+
+class OverBudget(Exception):
+    """The time budget for trying fixes is spent."""
 
 
 def verify_fixes(diagnosis: list, failed: FailedStep, budget_s: float = BUDGET_S, top: int = TOP) -> float:
@@ -56,11 +67,12 @@ def verify_fixes(diagnosis: list, failed: FailedStep, budget_s: float = BUDGET_S
         for i, entry in enumerate(diagnosis):
             if i >= top:
                 result = NOT_TRIED, f"not tried: only the top {top} causes' fixes are tried on the failing step"
-            elif time.perf_counter() - start > budget_s:
-                result = NOT_TRIED, f"not tried (time budget: {budget_s:g} s for trying fixes was spent)"
             else:
                 try:
+                    failed.deadline = start + budget_s
                     result = _verify_one(entry, failed)
+                except OverBudget:
+                    result = NOT_TRIED, f"not tried (time budget: {budget_s:g} s for trying fixes was spent)"
                 except Exception as exc:   # a fix we could not try is said so, never a failed report
                     result = NOT_TRIED, f"not tried: trying it raised {type(exc).__name__}: {exc}"[:300]
             entry["verified"], entry["verified_how"] = result
@@ -141,6 +153,7 @@ def _verify_loss(failed: FailedStep, spec: dict) -> tuple:
     why = _cannot_rerun(failed)
     if why:
         return NOT_TRIED, why
+    failed.start_running()
     loss = getattr(keras.losses, spec["class"])(*spec["args"], **spec["kwargs"])
     baseline = _baseline(failed)
     if baseline is None:
@@ -183,6 +196,7 @@ def _verify_hyperparameters(failed: FailedStep, spec: dict) -> tuple:
     optimizer = model.optimizer
     if hasattr(optimizer, "inner_optimizer"):
         return NOT_TRIED, "not tried: a LossScaleOptimizer's step is not re-run"
+    failed.start_running()
     changed = _changed_optimizer(keras, optimizer, spec)
     baseline = _baseline(failed)
     if baseline is None:
@@ -260,8 +274,37 @@ def _overrides(model, name: str) -> bool:
 
 
 def _train_step(model, failed: FailedStep, optimizer, batch=None, loss=None) -> str | None:
-    """The Keras train step on copies: None when loss, gradients and updated weights are finite, else
-    what was not. The user's variables are read at their pre-step values; nothing of theirs is written."""
+    """The Keras train step on copies: None when loss, gradients, updated weights and optimizer state are
+    finite, else what was not. The user's variables are read at their pre-step values; nothing of theirs
+    is written. The forward and backward pass is shared by the fixes that change only the optimizer."""
+    import keras
+    import tensorflow as tf
+
+    shared = batch is None and loss is None     # the step as it ran: the same pass for every optimizer
+    cache = failed.__dict__.setdefault("_passes", {})
+    result = cache.get("step") if shared else None
+    if result is None:
+        result = _forward_backward(model, failed, batch, loss)
+        if shared:
+            cache["step"] = result
+    problem, current, grads = result
+    if problem is not None:
+        return problem
+    copies = [keras.Variable(t, name=f"nanwatch_copy_{i}", dtype=t.dtype) for i, t in enumerate(current)]
+    optimizer.build(copies)
+    _copy_state(model.optimizer, optimizer)
+    optimizer.apply([g if g is not None else tf.zeros_like(c) for g, c in zip(grads, current)], copies)
+    if not verify_ops.finite([c.value for c in copies]):
+        return "the weights the update wrote " + verify_ops.kinds([c.value for c in copies])
+    state = [v.value for v in optimizer.variables]
+    if not verify_ops.finite(state):   # Adam's square of a gradient above 1.8e19 overflows its slot
+        return "the optimizer state the update wrote " + verify_ops.kinds(state)
+    return None
+
+
+def _forward_backward(model, failed: FailedStep, batch, loss) -> tuple:
+    """(what was non-finite or None, the pre-step trainable values, their gradients) of the step's forward
+    and backward pass, read through a StatelessScope mapped to the pre-step values."""
     import keras
     import tensorflow as tf
 
@@ -280,22 +323,13 @@ def _train_step(model, failed: FailedStep, optimizer, batch=None, loss=None) -> 
             else:   # the fix's loss in place of the compiled one; the model's own losses (regularisers) kept
                 loss = loss(y, y_pred, sample_weight=sample_weight) + sum(model.losses)
     if not verify_ops.finite(y_pred):
-        return "the model's outputs " + verify_ops.kinds(y_pred)
+        return "the model's outputs " + verify_ops.kinds(y_pred), current, None
     if not verify_ops.finite(loss):
-        return "the loss " + verify_ops.kinds(loss)
+        return "the loss " + verify_ops.kinds(loss), current, None
     grads = tape.gradient(loss, current)
     if not verify_ops.finite([g for g in grads if g is not None]):
-        return "the gradients " + verify_ops.kinds([g for g in grads if g is not None])
-    copies = [keras.Variable(t, name=f"nanwatch_copy_{i}", dtype=t.dtype) for i, t in enumerate(current)]
-    optimizer.build(copies)
-    _copy_state(model.optimizer, optimizer)
-    optimizer.apply([g if g is not None else tf.zeros_like(c) for g, c in zip(grads, current)], copies)
-    if not verify_ops.finite([c.value for c in copies]):
-        return "the weights the update wrote " + verify_ops.kinds([c.value for c in copies])
-    state = [v.value for v in optimizer.variables]
-    if not verify_ops.finite(state):   # Adam's square of a gradient above 1.8e19 overflows its slot
-        return "the optimizer state the update wrote " + verify_ops.kinds(state)
-    return None
+        return "the gradients " + verify_ops.kinds([g for g in grads if g is not None]), current, None
+    return None, current, grads
 
 
 def _copy_state(source, target):
@@ -325,6 +359,7 @@ def _verify_data(failed: FailedStep) -> tuple:
             keep &= np.isfinite(a.reshape(n, -1)).all(axis=1)
     if keep.all() or not keep.any():
         return NOT_TRIED, f"not tried: {'no' if keep.all() else 'every'} row of the batch holds a non-finite value"
+    failed.start_running()
     import tensorflow as tf
     kept = tf.nest.map_structure(lambda a: a[keep] if isinstance(a, np.ndarray) and a.ndim and a.shape[0] == n
                                  else a, batch)

@@ -70,6 +70,7 @@ def verify_rewrite(failed, op, inputs, fn, text, original) -> tuple:
     if not inputs or any(a is None for a in inputs[:_arity(op)]):
         return NOT_TRIED, f"not tried: the {op}'s input values were not recorded (a graph check without a replay)"
     args = inputs[:_arity(op)]
+    failed.start_running()
     baseline = _op_check(original, args)
     where = f"{op} at line {source.get('line')}" if source.get("line") else op
     if baseline is None:
