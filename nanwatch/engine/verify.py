@@ -80,18 +80,33 @@ def verify_fixes(diagnosis: list, failed: FailedStep, budget_s: float = BUDGET_S
 
 
 def _verify_one(entry: dict, failed: FailedStep) -> tuple:
+    """The fix's alternatives in the order its text gives them (a loss from logits, "or" the line
+    rewritten): the first that makes the step finite, else the first that did not, else why not tried."""
     cause, fix = entry.get("cause"), str(entry.get("fix") or "")
     if cause in DATA_CAUSES:
         return _verify_data(failed)
-    spec = optimizer_spec(fix)
+    tries = []
+    spec, loss = optimizer_spec(fix), loss_spec(fix)
     if spec is not None:
-        return _verify_hyperparameters(failed, spec)
-    loss = loss_spec(fix)
+        tries.append((fix.find(spec["text"]), lambda: _verify_hyperparameters(failed, spec)))
     if loss is not None:
-        return _verify_loss(failed, loss)
+        tries.append((fix.find(loss["text"]), lambda: _verify_loss(failed, loss)))
     rewrite = verify_ops.rewrite_for(cause, fix, failed)
     if rewrite is not None:
-        return verify_ops.verify_rewrite(failed, *rewrite)
+        at = fix.find("becomes")
+        tries.append((at if at >= 0 else len(fix), lambda: verify_ops.verify_rewrite(failed, *rewrite)))
+    results = []
+    for _, attempt in sorted(tries, key=lambda t: t[0]):
+        try:
+            results.append(attempt())
+        except OverBudget:
+            if not results:
+                raise
+            break
+        if results[-1][0] == TRUE:
+            return results[-1]
+    if results:
+        return next((r for r in results if r[0] == FALSE), results[0])
     return NOT_TRIED, ("not tried: this fix changes something the run did not record (the data pipeline, the "
                        "model, or code outside the failing op), so it cannot be applied to the failing step")
 

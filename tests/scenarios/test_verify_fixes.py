@@ -1,8 +1,9 @@
 """Fixes verified on the failing step (issue 15, item 3), through real `%%nanwatch` cells: each top cause's
 fix applied to what the run kept of the failing step, and the verdict in the report and its views.
 
-- a rewrite on the failing op's recorded inputs: log(0) (fast and exact mode), the where trap, sqrt at 0's
-  gradient, a negative under sqrt -> "true";
+- a rewrite on the failing op's recorded inputs: the where trap, sqrt at 0's gradient, a negative under
+  sqrt, exp overflow, a division by zero -> "true"; log(0) (fast and exact mode), whose fix offers the loss
+  from logits first;
 - a changed hyperparameter re-run from the pre-step weights: Adam's epsilon back to 1e-7, a clipped update
   of a rate that overflows float32, the loss from logits under a ReLU output -> "true"; a lower rate where the step's forward pass is already
   non-finite at the weights before it -> "false", saying why;
@@ -25,7 +26,8 @@ def _verdicts(report):
 
 
 @pytest.mark.parametrize("catalogue,name,cause,says", [
-    (DIAGNOSIS, "d05_log_of_relu_output_custom_loss", "log_of_nonpositive", "the Log at line 6 rewritten"),
+    (DIAGNOSIS, "d09_exp_overflow_poisson_loss", "exp_overflow", "the Exp at line 6 rewritten (`minimum`)"),
+    (DIAGNOSIS, "d07_division_by_zero_mape_loss", "division_by_zero", "the RealDiv at line 6 rewritten"),
     (HARM, "b04_where_trap_log_poisson_loss", "where_gradient_trap", "the Log at line 5 rewritten (`where`)"),
     (CORE, "c01_backward_sqrt_at_zero", "nondifferentiable_point", "the Sqrt at line 5 rewritten (`1e-12`)"),
     (DIAGNOSIS, "d06_sqrt_of_negative_rmsnorm", "sqrt_of_negative", "the Sqrt at line 5 rewritten"),
@@ -37,9 +39,13 @@ def test_a_rewrite_on_the_recorded_inputs_makes_the_op_finite(runner, catalogue,
     assert says in how and "forward and gradient finite" in how and "as written:" in how, how
 
 
-def test_log_of_zero_is_verified_in_exact_mode_too(runner):
-    report = runner.report(DIAGNOSIS["d05_log_of_relu_output_custom_loss"], options="--no-panel --mode exact")
-    assert _verdicts(report)["log_of_nonpositive"][0] == "true"
+@pytest.mark.parametrize("options", [None, "--no-panel --mode exact"])
+def test_log_of_zero_the_fixs_first_alternative_is_tried_first(runner, options):
+    """d05's fix: the loss from logits, "or" line 6 rewritten: the first that makes the step finite is said."""
+    report = runner.report(DIAGNOSIS["d05_log_of_relu_output_custom_loss"], options=options)
+    verified, how = _verdicts(report)["log_of_nonpositive"]
+    assert verified == "true", how
+    assert "with the loss `keras.losses.BinaryCrossentropy(from_logits=True)`" in how, how
 
 
 def test_adam_epsilon_back_cures_the_step_and_the_fixes_it_cannot_apply_are_not_tried(runner):
