@@ -201,9 +201,9 @@ class WatchSession:
 
     def _verify_fixes(self, report):
         """Each top cause's fix tried on the failing step, on copies (engine/verify.py): `verified`."""
-        if not report.diagnosis or self.probe is None:
-            return
         try:
+            if not report.diagnosis or self.probe is None:
+                return
             from .engine.verify import FailedStep, verify_fixes
             model, kind = self.recorder.failed_step or (None, None)
             weights = report.pre_nan_weights
@@ -214,6 +214,8 @@ class WatchSession:
                                                       report.first_nonfinite))
         except Exception as exc:
             self.note(f"the fixes could not be tried on the failing step: {type(exc).__name__}: {exc}"[:300])
+        finally:
+            self.recorder.failed_step = self.recorder.last_step = None   # no model kept alive by the run
 
     def _info(self) -> list:
         info = []

@@ -135,12 +135,15 @@ def optimizer_spec(fix: str) -> dict | None:
     if optimizer is None and schedule is None:
         return None
     out = {"class": None, "args": [], "kwargs": {}, "text": (optimizer or schedule)[0], "schedule": None}
-    if schedule is not None:
-        out["schedule"] = (schedule[1].func.attr, *_literal_args(schedule[1], {}))
-    if optimizer is not None:
-        node = optimizer[1]
-        out["class"] = node.func.attr
-        out["args"], out["kwargs"] = _literal_args(node, {n: "schedule" for n in names})
+    try:
+        if schedule is not None:
+            out["schedule"] = (schedule[1].func.attr, *_literal_args(schedule[1], {}))
+        if optimizer is not None:
+            node = optimizer[1]
+            out["class"] = node.func.attr
+            out["args"], out["kwargs"] = _literal_args(node, {n: "schedule" for n in names})
+    except ValueError:   # an argument that is an expression (`lr * 0.1`): not read
+        return None
     return out
 
 

@@ -25,6 +25,7 @@ def test_fixes_without_an_optimizer_are_not_hyperparameter_fixes():
     assert optimizer_spec("Divide safely: `tf.math.divide_no_nan(a, b)`") is None
     assert optimizer_spec("lower the learning rate with `clipnorm=1.0`") is None
     assert optimizer_spec("`keras.optimizers.SGD(learning_rate=1e-3`") is None   # unbalanced: not read
+    assert optimizer_spec("`keras.optimizers.SGD(learning_rate=lr * 0.1)`") is None   # an expression: not read
 
 
 def test_the_views_say_each_verdict_and_nothing_for_an_entry_without_one():
