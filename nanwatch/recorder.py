@@ -70,6 +70,7 @@ class Recorder(RunEvents):
         self._lr_origin = None                # (train step, optimizer iteration) when it was first seen
         self._custom_loop_rates = False       # that step counts a custom loop's steps (tape_steps)
         self._failing_step = None             # the train step whose value went non-finite
+        self.last_step = self.failed_step = None   # (model, kind) of the latest Keras step / the failing one
 
     def attach(self, probe, layer_stats):
         self.probe = probe
@@ -216,6 +217,7 @@ class Recorder(RunEvents):
         self.announce()
 
     def step_started(self, model, kind) -> int:
+        self.last_step = (model, kind)        # the Keras step running now (engine/verify.py re-runs a failing one)
         if kind == "train":
             step = self.train_step
             self.train_step += 1
@@ -343,6 +345,7 @@ class Recorder(RunEvents):
             if weight is not None:
                 detection = dataclasses.replace(detection, weight=weight)
         self.detection = detection
+        self.failed_step = self.last_step if self._calls else None
         self._rate_at_failure()
         for text in detection.notes:
             self.note(text)

@@ -230,12 +230,19 @@ class FirstNonfinite(_FirstNonfinite, total=False):
                                   "named in every worker's report")]
 
 
-class Diagnosis(TypedDict):
-    """A likely cause of the first non-finite value, with the evidence and a fix."""
+class _Diagnosis(TypedDict):
     cause: CauseId
     confidence: Annotated[float, Doc("0..1; the list is ranked, most likely first")]
     evidence: str
     fix: str
+
+
+class Diagnosis(_Diagnosis, total=False):
+    """A likely cause of the first non-finite value, with the evidence and a fix."""
+    verified: Annotated[Literal["true", "false", "not tried"],
+                        Doc("the fix applied to the failing step (engine/verify.py): 'true' the step became finite, "
+                            "'false' it did not, 'not tried' (verified_how says why); absent in older reports")]
+    verified_how: Annotated[str, Doc("what was run to verify the fix, or why it was not tried")]
 
 
 class WarningRecord(TypedDict):

@@ -200,6 +200,7 @@ class WatchSession:
             pass
         except Exception as exc:
             self.note(f"the diagnosis failed: {type(exc).__name__}: {exc}"[:300])
+        self._verify_fixes(report)
         report.finish()
         if self.recorder.t_detected is not None:
             report.nan_to_report_s = round(time.perf_counter() - self.recorder.t_detected, 3)
@@ -207,6 +208,24 @@ class WatchSession:
         if report.first_nonfinite is not None:
             self.recorder.publish("first_nonfinite", report.first_nonfinite, report.diagnosis)
         self.recorder.publish("run_finished", report.to_dict())
+
+    def _verify_fixes(self, report):
+        """Each top cause's fix tried on the failing step, on copies (engine/verify.py): `verified`."""
+        try:
+            if not report.diagnosis or self.probe is None:
+                return
+            from .engine.verify import FailedStep, verify_fixes
+            model, kind = self.recorder.failed_step or (None, None)
+            weights = report.pre_nan_weights
+            if weights is None and model is not None and report.stopped:
+                with self.probe.paused():
+                    weights = model.get_weights()   # the run stopped at the failing step: not updated
+            verify_fixes(report.diagnosis, FailedStep(model, kind, report.bad_batch, weights, self.recorder.detection,
+                                                      report.first_nonfinite))
+        except Exception as exc:
+            self.note(f"the fixes could not be tried on the failing step: {type(exc).__name__}: {exc}"[:300])
+        finally:
+            self.recorder.failed_step = self.recorder.last_step = None   # no model kept alive by the run
 
     def _info(self) -> list:
         info = []

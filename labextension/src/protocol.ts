@@ -174,11 +174,17 @@ export interface IFirstNonfinite {
   task: number | null;
 }
 
+export type Verified = 'true' | 'false' | 'not tried';
+
 export interface IDiagnosis {
   cause: string;
   confidence: Num;
   evidence: string | null;
   fix: string | null;
+  /** the fix applied to the failing step: null in older reports */
+  verified: Verified | null;
+  /** what was run to verify it, or why it was not tried */
+  verified_how: string | null;
 }
 
 export interface IWarning {
@@ -560,7 +566,10 @@ export function readDiagnosis(x: unknown): IDiagnosis | null {
     cause,
     confidence: num(x.confidence),
     evidence: str(x.evidence),
-    fix: str(x.fix)
+    fix: str(x.fix),
+    verified:
+      x.verified === 'true' || x.verified === 'false' || x.verified === 'not tried' ? x.verified : null,
+    verified_how: str(x.verified_how)
   };
 }
 

@@ -495,11 +495,25 @@ function renderDiagnosis(doc: Document, diagnosis: IDiagnosis[], handlers: IRend
     if (d.fix) {
       li.appendChild(renderFix(doc, d.fix, handlers));
     }
+    if (d.verified) {
+      const label = VERDICTS[d.verified];
+      const how = (d.verified_how ?? '').replace(/^not tried[:\s]*/, '');
+      const verdict = el(doc, 'p', `nanwatch-verified nanwatch-verified-${d.verified.replace(' ', '-')}`);
+      verdict.textContent = how ? `${label}: ${how}` : label;
+      li.appendChild(verdict);
+    }
     ol.appendChild(li);
   }
   section.appendChild(ol);
   return section;
 }
+
+/** diagnosis[].verified as the sidebar says it (the text and HTML views say the same). */
+const VERDICTS: Record<string, string> = {
+  true: 'verified on the failing step',
+  false: 'did not make the step finite',
+  'not tried': 'not tried'
+};
 
 function renderWarnings(doc: Document, warnings: IWarning[], handlers: IRenderHandlers): HTMLElement {
   const section = el(doc, 'section', 'nanwatch-section nanwatch-warnings');

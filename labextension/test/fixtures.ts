@@ -42,7 +42,9 @@ export function report(id: string, overrides: { [k: string]: unknown } = {}): { 
         cause: 'log_of_nonpositive',
         confidence: 0.9,
         evidence: 'Log got 7 values <= 0 (min -1.5)',
-        fix: 'x = tf.math.log(tf.maximum(x, 1e-7))'
+        fix: 'x = tf.math.log(tf.maximum(x, 1e-7))',
+        verified: 'true',
+        verified_how: 'the Log at line 5 rewritten on its recorded input (100 values): forward and gradient finite'
       }
     ],
     warnings: [],

@@ -71,6 +71,9 @@ describe('renderState', () => {
     expect(text(node, '.nanwatch-cause-title')).toBe('Log of a non-positive value');
     expect(text(node, '.nanwatch-evidence')).toContain('Log got 7 values');
     expect(text(node, '.nanwatch-fix-code')).toBe('x = tf.math.log(tf.maximum(x, 1e-7))');
+    expect(text(node, '.nanwatch-verified-true')).toBe(
+      'verified on the failing step: the Log at line 5 rewritten on its recorded input (100 values): forward and gradient finite'
+    );
     const rows = node.querySelectorAll('.nanwatch-layer-table tbody tr');
     expect(rows).toHaveLength(2);
     expect((rows[1] as HTMLElement).dataset.layer).toBe('scorer');

@@ -223,12 +223,13 @@ class EagerChecks:
                          "(a mask) that reached the op whole, e.g. a row with every entry masked.")
         arrays = [stats.to_numpy(t) if getattr(getattr(t, "dtype", None), "is_floating", False) else None
                   for t in inputs]
+        recorded = _forward_inputs(frame) if gradient_of is not None else tuple(arrays)
         return Detection(context="eager", op_type=op_type, op_name=None, slot=slot, where=where,
                          dtype=out.dtype.name, counts=stats.counts(arr),
                          inputs=[stats.health(a, name=f"input:{i}") for i, a in enumerate(arrays)],
                          histogram=_input_histogram(arrays), device=getattr(out, "device", None), output=arr,
                          notes=tuple(notes), gradient_of_op=gradient_of,
-                         made_from="mask" if made_from is not None else None)
+                         made_from="mask" if made_from is not None else None, op_inputs=recorded)
 
     def _gradient_origin(self, where, op_type, frame):
         """A NaN/Inf born in backprop: the forward op it differentiates, its line and layer."""
@@ -337,6 +338,19 @@ def _gradient_frame(frame):
             return frame
         frame = frame.f_back
     return None
+
+
+def _forward_inputs(frame) -> tuple:
+    """The forward op's input values, read in the frame that computes its gradient (for verify.py)."""
+    forward = _gradient_frame(frame)
+    if forward is None:
+        return ()
+    tensors = list(forward.f_locals.get("inputs") or [])
+    if not tensors and forward.f_locals.get("op_name") == "Sqrt" and forward.f_locals.get("outputs"):
+        out = stats.to_numpy(forward.f_locals["outputs"][0])   # its gradient keeps only y = sqrt(x): x = y * y
+        return (out * out,) if stats.is_float_array(out) else ()
+    return tuple(stats.to_numpy(t) if getattr(getattr(t, "dtype", None), "is_floating", False) else None
+                 for t in tensors)
 
 
 def _input_histogram(arrays):

@@ -113,7 +113,8 @@ def merge_replay(graph: Detection, replayed: Detection | None) -> tuple[Detectio
         # graph check sat after a fused chain left unchecked and the replay saw each op of it.
         return dataclasses.replace(replayed, device=replayed.device or graph.device), True
     changes = {"counts": replayed.counts, "histogram": replayed.histogram, "output": replayed.output,
-               "notes": replayed.notes, "gradient_of_op": replayed.gradient_of_op, "made_from": replayed.made_from}
+               "notes": replayed.notes, "gradient_of_op": replayed.gradient_of_op, "made_from": replayed.made_from,
+               "op_inputs": replayed.op_inputs}
     if replayed.context == "data":
         changes.update(context="data", op_type=None, op_name=None, data=replayed.data, consumer=replayed.consumer)
     else:

@@ -203,3 +203,19 @@ def layer_unhealthy(rec: dict) -> bool:
 def unhealthy_first(layers: list[dict]) -> list[dict]:
     """Unhealthy layers first, each group in model order."""
     return [r for r in layers if layer_unhealthy(r)] + [r for r in layers if not layer_unhealthy(r)]
+
+
+# diagnosis[].verified (engine/verify.py) as the views say it, beside the fix
+VERDICTS = {"true": "verified on the failing step", "false": "did not make the step finite", "not tried": "not tried"}
+
+
+def verdict_text(item: dict) -> str:
+    """'verified on the failing step: <what was run>', 'did not make the step finite: ...', 'not tried: <why>';
+    '' for an entry without a verdict (a warning, an older report)."""
+    label = VERDICTS.get(str(item.get("verified")))
+    if label is None:
+        return ""
+    how = str(item.get("verified_how") or "")
+    if how.startswith("not tried"):
+        how = how[len("not tried"):].lstrip(" :")
+    return f"{label}: {how}" if how else label

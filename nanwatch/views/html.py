@@ -33,6 +33,8 @@ CSS = """
 .nanwatch-report .nw-warning{background:#fff8e1;border-color:#f9a825;color:#5d4300}
 .nanwatch-report .nw-nonfinite,.nanwatch-report .nw-error{background:#fdecea;border-color:#c62828;color:#8e0000}
 .nanwatch-report .nw-running{background:#e3f2fd;border-color:#1565c0;color:#0d3c78}
+.nanwatch-report .nw-verified{font-size:12px;color:var(--jp-ui-font-color2,#666)}
+.nanwatch-report .nw-verified-true{color:#2e7d32}.nanwatch-report .nw-verified-false{color:#c62828}
 .nanwatch-report .nw-meta{color:var(--jp-ui-font-color2,#666);font-size:12px;margin:2px 0 6px 2px}
 .nanwatch-report h4{margin:10px 0 4px;font-size:13px;font-weight:600}
 .nanwatch-report .nw-t{border-collapse:collapse;font-size:12px;margin:0;table-layout:auto}
@@ -137,6 +139,9 @@ def _evidence_fix_html(item: dict) -> str:
     out = f"<div>{esc(item['evidence'])}</div>" if item.get("evidence") else ""
     if item.get("fix"):
         out += f"<pre><code>{esc(str(item['fix']).rstrip())}</code></pre>"
+    verdict = f.verdict_text(item)
+    if verdict:
+        out += f'<div class="nw-verified nw-verified-{esc(str(item.get("verified")).replace(" ", "-"))}">{esc(verdict)}</div>'
     return out
 
 

@@ -94,6 +94,9 @@ def _evidence_and_fix(item: dict, indent: int) -> list[str]:
     if item.get("fix"):
         lines.append(pad + "fix:")
         lines += [pad + "    " + line for line in str(item["fix"]).rstrip().splitlines()]
+    verdict = f.verdict_text(item)
+    if verdict:
+        lines += textwrap.wrap(verdict, width=96, initial_indent=pad + "    ", subsequent_indent=pad + "      ")
     return lines
 
 
