@@ -341,7 +341,7 @@ function renderFirst(doc: Document, first: IFirstNonfinite, handlers: IRenderHan
   const title = el(doc, 'h3', 'nanwatch-h nanwatch-first-title');
   title.append(
     el(doc, 'span', undefined, 'First non-finite: '),
-    el(doc, 'code', 'nanwatch-first-op', first.op_type ?? 'unknown op')
+    el(doc, 'code', 'nanwatch-first-op', opLabel(first))
   );
   card.appendChild(title);
 
@@ -729,4 +729,15 @@ export function renderState(
     root.appendChild(renderRun(doc, current, handlers, opts));
   }
   return root;
+}
+
+/** The op's type; for a value that came in with the data (no op made it), the data's source. */
+export function opLabel(first: IFirstNonfinite): string {
+  if (first.op_type) {
+    return first.op_type;
+  }
+  if (first.data && first.data.source) {
+    return `no op: the data (${first.data.source})`;
+  }
+  return 'unknown op';
 }

@@ -1,5 +1,5 @@
 import { parseMessage, ISourceLocation } from '../src/protocol';
-import { fmtNum, renderState, sparkline } from '../src/render';
+import { fmtNum, opLabel, renderState, sparkline } from '../src/render';
 import { InspectorStore } from '../src/store';
 import { healthy, progress, report, runStarted } from './fixtures';
 
@@ -242,5 +242,15 @@ describe('status label', () => {
     expect(run.querySelector('.nanwatch-badge')!.textContent).toBe('Inf');
     expect(run.textContent).toContain('1 step');
     expect(run.textContent).not.toContain('1 steps');
+  });
+});
+
+describe('opLabel', () => {
+  it('names the data when no op made the value', () => {
+    const first = parseMessage({ v: 1, type: 'first_nonfinite', run_id: 'r', diagnosis: [],
+      first: { op_type: null, data: { source: 'x', rows: [4] } } });
+    expect(first && first.type === 'first_nonfinite' ? opLabel(first.first) : null).toBe('no op: the data (x)');
+    const op = parseMessage({ v: 1, type: 'first_nonfinite', run_id: 'r', diagnosis: [], first: { op_type: 'Log' } });
+    expect(op && op.type === 'first_nonfinite' ? opLabel(op.first) : null).toBe('Log');
   });
 });

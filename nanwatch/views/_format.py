@@ -61,9 +61,19 @@ def plural(n: int, word: str) -> str:
 
 # --- the parts of a report every view states the same way ---------------------------------
 
+def op_label(first: dict) -> str:
+    """The op's type; for a value that came in with the data (no op made it), the data's source."""
+    if first.get("op_type"):
+        return str(first["op_type"])
+    data = first.get("data") or {}
+    if data.get("source"):
+        return f"no op: the data ({data['source']})"
+    return "an op" if first.get("op_name") else "no op recorded"
+
+
 def where_text(first: dict) -> str:
     """'Log in layer 'scorer' (loss phase)'."""
-    text = str(first.get("op_type") or "an op")
+    text = op_label(first) if first.get("op_type") or (first.get("data") or {}).get("source") else "an op"
     if first.get("layer"):
         text += f" in layer '{first['layer']}'"
     if first.get("phase"):

@@ -104,8 +104,8 @@ def first_card_html(first: dict | None) -> str:
     """The first-NaN card: op, layer, phase, when, counts, inputs, data rows, source line."""
     if not first:
         return ""
-    op = f"<b>{esc(first.get('op_type') or '?')}</b> <code>{esc(first.get('op_name') or '')}</code>"
-    if first.get("output_slot") is not None:
+    op = f"<b>{esc(f.op_label(first))}</b> <code>{esc(first.get('op_name') or '')}</code>"
+    if first.get("output_slot") is not None and first.get("op_type"):
         op += f" output {esc(first['output_slot'])}"
     rows = [("op", op), ("layer", esc(first.get("layer") or "– (not inside a Keras layer)")),
             ("phase", esc(first.get("phase") or "?")), ("when", esc(f.when_text(first))),

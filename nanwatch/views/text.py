@@ -39,8 +39,8 @@ def _first_lines(report: dict) -> list[str]:
     first = report.get("first_nonfinite")
     if not first:
         return []
-    op = f"{first.get('op_type') or '?'}  {first.get('op_name') or ''}".rstrip()
-    if first.get("output_slot") is not None:
+    op = f"{f.op_label(first)}  {first.get('op_name') or ''}".rstrip()
+    if first.get("output_slot") is not None and first.get("op_type"):
         op += f"  (output {first['output_slot']})"
     rows = [("op", op), ("layer", first.get("layer") or "– (not inside a Keras layer)"),
             ("phase", first.get("phase") or "?"), ("when", f.when_text(first)),
