@@ -13,6 +13,7 @@ training step: each call is a step record. A function traced before the cell is 
 from __future__ import annotations
 
 from . import distributed
+from .state_guard import StateGuard
 
 
 class _Found(Exception):
@@ -28,7 +29,7 @@ class FunctionPatch:
         self.state = state                 # KerasStatePatch: counts gradients applied while tracing
         self.fast = fast                   # fast mode: no per-op checks in the graph, sinks checked per call
         self._state_of: dict = {}          # id(fn) -> (tracing count, the Keras state variables it captures)
-        self._before: dict = {}            # id(fn) -> the values of those variables after its last call
+        self._before: dict = {}            # id(fn) -> snapshot of those variables after its last call
         self._saved = None
         self._steps: set = set()           # ids of functions that are training steps
 
@@ -92,11 +93,12 @@ class FunctionPatch:
         if id(fn) in self._steps:
             self.events.mode_decided("fast")
         variables = self._state_variables(fn, args, kwargs)
+        guard = self._state_of[id(fn)][3]
         with self.probe.paused():
-            values = [v.numpy() for v in variables]
+            state_ok, values = guard.read()     # one traced call: the all-finite flag and a snapshot
             outputs = [stats.to_numpy(t) for t in tf.nest.flatten(result)
                        if getattr(getattr(t, "dtype", None), "is_floating", False)]
-        bad_state = not all(stats.all_finite(a) for a in values)
+        bad_state = not state_ok
         bad_output = not all(stats.all_finite(a) for a in outputs)
         cluster = distributed.cluster()
         # only a function with collectives runs in lockstep on every worker: the verdict is agreed there; harm
@@ -113,7 +115,7 @@ class FunctionPatch:
                             "a non-finite output on another worker" if bad_output == "another worker" else
                             "a non-finite output", group, held, hold=cluster is not None and group is None)
             with self.probe.paused():
-                values = [v.numpy() for v in variables]
+                values = guard.read()[1]
         self._before[id(fn)] = values
         if id(fn) in self._steps:
             self.events.tape_step(_loss_of(result), None)
@@ -126,7 +128,9 @@ class FunctionPatch:
             concrete = _concrete(fn, args, kwargs)
             variables = [v for v in getattr(concrete, "variables", []) if _is_keras_state(v)]
             self.probe.eager.register_state(variables)
-            known = self._state_of[id(fn)] = (count, variables, _has_collectives(concrete))
+            with self.probe.paused():          # our own traced check: neither instrumented nor checked
+                guard = StateGuard(variables)
+            known = self._state_of[id(fn)] = (count, variables, _has_collectives(concrete), guard)
         return known[1]
 
     def _harm_seen(self, fn, args, kwargs, variables, before, reason, group=None, held=None, hold=False):
