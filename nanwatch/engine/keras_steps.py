@@ -10,7 +10,6 @@ graph: an all-finite verdict on the gradients, with the optimizer update under
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 import weakref
@@ -18,7 +17,7 @@ import weakref
 import numpy as np
 
 from . import readback, stats, step_failure
-from .step_failure import WEIGHTS_WRITTEN
+from .sentinel import SQUARES_OVERFLOW, capturing_gradients, verdict_reason
 from .batches import bad_batch_detection, numpy_structure, pipeline_data_error
 from .frames import resolve
 from .model_facts import loss_scaled, step_method
@@ -26,17 +25,10 @@ from .probe import detached_current, paused_current
 
 _GRAD_KEY = "__nanwatch_grad_sq__"   # per-variable sum(g**2)/2, beside the logs
 _OK_KEY = "__nanwatch_finite__"       # fast mode: were all gradients finite
-SQUARES_OVERFLOW = "finite gradients whose squares overflow float32"
 
 # Traced step functions per model, kept across watched cells: re-tracing every cell would cost
 # the tracing time again and, as TensorFlow keeps each retired function graph, memory per cell.
 _TRACED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-# The variables whose gradients a traced train step returns, in order (per model).
-_GRAD_VARIABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def grad_variables(model) -> list:
-    return _GRAD_VARIABLES.get(model, [])
 
 
 class StepRunner:
@@ -176,7 +168,7 @@ class StepRunner:
         record = self.events.step_ended(model, kind, step, logs, norms)
         if flavour == "fast":
             scaled = loss_scaled(model)
-            reason = _sentinel_verdict(kind, outputs, record, ok, scaled)
+            reason = verdict_reason(kind, outputs, record, ok, scaled)
             if reason and self._sentinel_tripped(model, kind, data, step, reason,
                                                  update_skipped=ok is not None and not scaled,
                                                  alarm=reason != SQUARES_OVERFLOW):
@@ -248,7 +240,7 @@ def _traced(model, kind, flavour):
 
     @tf.autograph.experimental.do_not_convert
     def one_step_on_data(data):
-        with _capturing_gradients(model, skip_nonfinite=sentinel) as captured:
+        with capturing_gradients(model, skip_nonfinite=sentinel) as captured:
             outputs = strategy.run(step_fn, args=(data,))
         outputs = reduce_per_replica(outputs, strategy, reduction="concat" if kind == "predict" else "auto")
         sq = captured.get("sq") if kind == "train" else None
@@ -294,92 +286,6 @@ def _traced(model, kind, flavour):
     return cache[token]
 
 
-@contextlib.contextmanager
-def _capturing_gradients(model, skip_nonfinite=False):
-    """While `train_step` is traced, take the gradients it applies: their squared norms
-    (one fused `l2_loss` each), and with `skip_nonfinite` the fast-mode sentinel: the
-    update runs under `tf.cond(all finite)`, so a non-finite step leaves weights and
-    optimizer state as they were. A LossScaleOptimizer skips such steps itself."""
-    import tensorflow as tf
-
-    captured: dict = {"pairs": [], "sq": None, "ok": None}
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is None:
-        yield captured
-        return
-    cls = type(optimizer)
-    own = cls.__dict__.get("apply")
-    original = cls.apply       # apply_gradients calls it; a custom train_step may call it directly
-    scaled = hasattr(optimizer, "inner_optimizer")
-    # weights the step writes outside the update (BatchNormalization's moving statistics): read here,
-    # before the step's forward pass, checked with the update's and put back with them
-    forward_written = [v for v in getattr(model, "non_trainable_variables", [])
-                       if "float" in str(getattr(v, "dtype", ""))] if skip_nonfinite and not scaled else []
-    forward_before = [tf.identity(v.value) for v in forward_written]
-
-    def apply(opt, grads, trainable_variables=None):
-        if trainable_variables is None:
-            trainable_variables = getattr(opt, "_trainable_variables", [])
-        pairs = list(zip(grads, trainable_variables))
-        if opt is not optimizer:
-            return original(opt, grads, trainable_variables)
-        grads = [(g, v) for g, v in pairs if g is not None]
-        captured["pairs"].extend(grads)
-        with paused_current():
-            dense = [_dense(g) for g, _ in grads]
-            # squared norms for the statistics; finiteness on the gradients themselves (a finite
-            # gradient of 1e20 has an overflowing square, and is no reason to skip a step)
-            sq = tf.stack([tf.nn.l2_loss(tf.cast(g, tf.float32)) for g in dense])
-            grads_finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(g)) for g in dense]))
-            # [gradients finite, their squares finite]: Adam-family optimizers square the
-            # gradient, and a finite gradient above 1.8e19 overflows there (checked on the sum)
-            verdict = tf.stack([grads_finite, tf.reduce_all(tf.math.is_finite(sq))])
-            ok = tf.reduce_all(verdict)
-        captured["sq"], captured["ok"] = sq, verdict
-        if not skip_nonfinite or scaled:
-            return original(opt, [g for g, _ in pairs], [v for _, v in pairs])
-        weights = [v for _, v in grads]
-
-        if not getattr(opt, "built", True) and hasattr(opt, "build"):
-            # Build the optimizer's variables here, as its `apply` would on this call, rather than
-            # inside the cond's branch: created in a branch, each variable's initializer is a cond
-            # nested in ours, and tracing that cost 0.1-0.2 s more on a fresh model's first step.
-            from keras.src import backend
-            with backend.name_scope(opt.name, caller=opt):
-                opt.build([v for _, v in pairs])
-            opt.built = True
-
-        def update():
-            """The update, then the weights it wrote: non-finite (Adam with epsilon 0 divides 0 by 0
-            on a gradient that is finite) puts the step's weights back and tells the verdict."""
-            before = [tf.identity(v.value) for v in weights]
-            original(opt, [g for g, _ in pairs], [v for _, v in pairs])
-            with paused_current():
-                written_finite = tf.math.is_finite(tf.add_n([tf.reduce_sum(tf.cast(v.value, tf.float32))
-                                                             for v in weights + forward_written]))
-
-            def put_back():
-                for var, value in zip(weights + forward_written, before + forward_before):
-                    var.assign(value)
-                return tf.constant(False)
-            return tf.cond(written_finite, lambda: tf.constant(True), put_back)
-
-        with paused_current():
-            written = tf.cond(ok, update, lambda: tf.constant(True))
-            captured["ok"] = tf.concat([verdict, tf.reshape(written, [1])], axis=0)
-        return written
-
-    cls.apply = apply
-    try:
-        yield captured
-    finally:
-        if own is None:
-            del cls.apply
-        else:
-            cls.apply = own
-        _GRAD_VARIABLES[model] = [v for _, v in captured["pairs"]]
-
-
 class _Unchecked:
     """Calls a step function with the op callback off: tracing adds no per-op checks, and
     running it pays no per-op callback cost (TF sends every eager op through Python while
@@ -401,37 +307,6 @@ def _split_extras(outputs):
         return (outputs, outputs.pop(_GRAD_KEY, None), outputs.pop(_OK_KEY, None),
                 outputs.pop(readback.PACK_KEY, None))
     return outputs, None, None, None
-
-
-def _sentinel_verdict(kind, outputs, record, ok, scaled) -> str | None:
-    """Why the fast-mode sentinel trips on this step's results (None: healthy)."""
-    if ok is not None and not scaled:
-        flags = [bool(v) for v in stats.to_numpy(ok)]
-        grads_finite, squares_finite = flags[:2]
-        if not grads_finite:
-            return "non-finite gradients"
-        if not squares_finite:
-            return SQUARES_OVERFLOW
-        if len(flags) > 2 and not flags[2]:
-            return WEIGHTS_WRITTEN
-    if kind == "predict":
-        import tensorflow as tf
-        for value in tf.nest.flatten(outputs):
-            if not stats.all_finite(stats.to_numpy(value)):
-                return "non-finite outputs"
-        return None
-    if record is not None:
-        values = [record.get("loss")] + list(record.get("metrics", {}).values())
-        if any(v is not None and not np.isfinite(v) for v in values):
-            return "a non-finite loss or metric"
-    return None
-
-
-def _dense(grad):
-    import tensorflow as tf
-    if isinstance(grad, tf.IndexedSlices):
-        return grad.values
-    return grad
 
 
 def _next_batch(iterator):

@@ -1,0 +1,139 @@
+"""Fast mode's sentinel in a Keras train step: the gradients the step applies, their squared norms,
+and an all-finite verdict with the update under `tf.cond(all finite)`; then, on the host, why a
+step's verdict trips (None: healthy)."""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+
+import numpy as np
+
+from . import stats
+from .probe import paused_current
+from .step_failure import WEIGHTS_WRITTEN
+
+SQUARES_OVERFLOW = "finite gradients whose squares overflow float32"
+# The variables whose gradients a traced train step returns, in order (per model).
+_GRAD_VARIABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def grad_variables(model) -> list:
+    return _GRAD_VARIABLES.get(model, [])
+
+
+@contextlib.contextmanager
+def capturing_gradients(model, skip_nonfinite=False):
+    """While `train_step` is traced, take the gradients it applies: their squared norms
+    (one fused `l2_loss` each), and with `skip_nonfinite` the fast-mode sentinel: the
+    update runs under `tf.cond(all finite)`, so a non-finite step leaves weights and
+    optimizer state as they were. A LossScaleOptimizer skips such steps itself."""
+    import tensorflow as tf
+
+    captured: dict = {"pairs": [], "sq": None, "ok": None}
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        yield captured
+        return
+    cls = type(optimizer)
+    own = cls.__dict__.get("apply")
+    original = cls.apply       # apply_gradients calls it; a custom train_step may call it directly
+    scaled = hasattr(optimizer, "inner_optimizer")
+    # weights the step writes outside the update (BatchNormalization's moving statistics): read here,
+    # before the step's forward pass, checked with the update's and put back with them
+    forward_written = [v for v in getattr(model, "non_trainable_variables", [])
+                       if "float" in str(getattr(v, "dtype", ""))] if skip_nonfinite and not scaled else []
+    forward_before = [tf.identity(v.value) for v in forward_written]
+
+    def apply(opt, grads, trainable_variables=None):
+        if trainable_variables is None:
+            trainable_variables = getattr(opt, "_trainable_variables", [])
+        pairs = list(zip(grads, trainable_variables))
+        if opt is not optimizer:
+            return original(opt, grads, trainable_variables)
+        grads = [(g, v) for g, v in pairs if g is not None]
+        captured["pairs"].extend(grads)
+        with paused_current():
+            dense = [_dense(g) for g, _ in grads]
+            # squared norms for the statistics; finiteness on the gradients themselves (a finite
+            # gradient of 1e20 has an overflowing square, and is no reason to skip a step)
+            sq = tf.stack([tf.nn.l2_loss(tf.cast(g, tf.float32)) for g in dense])
+            grads_finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(g)) for g in dense]))
+            # [gradients finite, their squares finite]: Adam-family optimizers square the
+            # gradient, and a finite gradient above 1.8e19 overflows there (checked on the sum)
+            verdict = tf.stack([grads_finite, tf.reduce_all(tf.math.is_finite(sq))])
+            ok = tf.reduce_all(verdict)
+        captured["sq"], captured["ok"] = sq, verdict
+        if not skip_nonfinite or scaled:
+            return original(opt, [g for g, _ in pairs], [v for _, v in pairs])
+        weights = [v for _, v in grads]
+
+        if not getattr(opt, "built", True) and hasattr(opt, "build"):
+            # Build the optimizer's variables here, as its `apply` would on this call, rather than
+            # inside the cond's branch: created in a branch, each variable's initializer is a cond
+            # nested in ours, and tracing that cost 0.1-0.2 s more on a fresh model's first step.
+            from keras.src import backend
+            with backend.name_scope(opt.name, caller=opt):
+                opt.build([v for _, v in pairs])
+            opt.built = True
+
+        def update():
+            """The update, then the weights it wrote: non-finite (Adam with epsilon 0 divides 0 by 0
+            on a gradient that is finite) puts the step's weights back and tells the verdict."""
+            before = [tf.identity(v.value) for v in weights]
+            original(opt, [g for g, _ in pairs], [v for _, v in pairs])
+            with paused_current():
+                written_finite = tf.math.is_finite(tf.add_n([tf.reduce_sum(tf.cast(v.value, tf.float32))
+                                                             for v in weights + forward_written]))
+
+            def put_back():
+                for var, value in zip(weights + forward_written, before + forward_before):
+                    var.assign(value)
+                return tf.constant(False)
+            return tf.cond(written_finite, lambda: tf.constant(True), put_back)
+
+        with paused_current():
+            written = tf.cond(ok, update, lambda: tf.constant(True))
+            captured["ok"] = tf.concat([verdict, tf.reshape(written, [1])], axis=0)
+        return written
+
+    cls.apply = apply
+    try:
+        yield captured
+    finally:
+        if own is None:
+            del cls.apply
+        else:
+            cls.apply = own
+        _GRAD_VARIABLES[model] = [v for _, v in captured["pairs"]]
+
+
+def verdict_reason(kind, outputs, record, ok, scaled) -> str | None:
+    """Why the fast-mode sentinel trips on this step's results (None: healthy)."""
+    if ok is not None and not scaled:
+        flags = [bool(v) for v in stats.to_numpy(ok)]
+        grads_finite, squares_finite = flags[:2]
+        if not grads_finite:
+            return "non-finite gradients"
+        if not squares_finite:
+            return SQUARES_OVERFLOW
+        if len(flags) > 2 and not flags[2]:
+            return WEIGHTS_WRITTEN
+    if kind == "predict":
+        import tensorflow as tf
+        for value in tf.nest.flatten(outputs):
+            if not stats.all_finite(stats.to_numpy(value)):
+                return "non-finite outputs"
+        return None
+    if record is not None:
+        values = [record.get("loss")] + list(record.get("metrics", {}).values())
+        if any(v is not None and not np.isfinite(v) for v in values):
+            return "a non-finite loss or metric"
+    return None
+
+
+def _dense(grad):
+    import tensorflow as tf
+    if isinstance(grad, tf.IndexedSlices):
+        return grad.values
+    return grad
