@@ -17,7 +17,7 @@ import weakref
 import numpy as np
 
 from . import readback, stats, step_failure
-from .sentinel import SQUARES_OVERFLOW, capturing_gradients, verdict_reason
+from .sentinel import SQUARES_OVERFLOW, capturing_gradients, replicas_to_replay, verdict_reason
 from .batches import bad_batch_detection, numpy_structure, pipeline_data_error
 from .frames import resolve
 from .model_facts import loss_scaled, step_method
@@ -82,7 +82,8 @@ class StepRunner:
             outputs = None
             for _ in range(max(1, int(getattr(model, "steps_per_execution", 1) or 1))):
                 traced, traced_fetch, flavour = runner._functions[key]
-                if traced_fetch is not None and events.checks_on() and isinstance(iterator, tf.data.Iterator):
+                if traced_fetch is not None and events.checks_on() and isinstance(
+                        iterator, (tf.data.Iterator, tf.distribute.DistributedIterator)):
                     try:
                         out, data = traced_fetch(iterator)
                     except tf.errors.OutOfRangeError:
@@ -171,12 +172,13 @@ class StepRunner:
             reason = verdict_reason(kind, outputs, record, ok, scaled)
             if reason and self._sentinel_tripped(model, kind, data, step, reason,
                                                  update_skipped=ok is not None and not scaled,
-                                                 alarm=reason != SQUARES_OVERFLOW):
+                                                 alarm=reason != SQUARES_OVERFLOW,
+                                                 replicas=replicas_to_replay(model, ok)):
                 # --no-stop: apply the skipped step unchecked, as the user's own run would have
                 outputs = _split_extras(self.plain_function(model, kind)(data))[0]
         return outputs
 
-    def _sentinel_tripped(self, model, kind, data, step, reason, update_skipped, alarm) -> bool:
+    def _sentinel_tripped(self, model, kind, data, step, reason, update_skipped, alarm, replicas) -> bool:
         """Fast mode saw a non-finite step: replay it exactly. Returns whether the update was skipped
         (then the caller applies the step unchecked, as the user's own run would have)."""
         detected_at = time.perf_counter()
@@ -184,7 +186,7 @@ class StepRunner:
             return update_skipped
         where = resolve(sys._getframe(2), self.cells)
         failure = step_failure.sentinel_trip(model, kind, data, step, reason, where, self.probe,
-                                             self.options.replay, update_skipped, alarm, detected_at)
+                                             self.options.replay, update_skipped, alarm, detected_at, replicas)
         self.events.step_failed(failure)   # raises NonFiniteFound when stopping
         return update_skipped
 
@@ -214,8 +216,6 @@ def _fast_cannot_serve(model) -> str | None:
     """Why the fast-mode sentinel cannot serve this model's steps (None: it can)."""
     if getattr(model, "run_eagerly", False):
         return "the model runs eagerly (run_eagerly=True)"
-    if getattr(getattr(model, "distribute_strategy", None), "num_replicas_in_sync", 1) > 1:
-        return "a distribution strategy with several replicas"
     return None
 
 
@@ -246,7 +246,7 @@ def _traced(model, kind, flavour):
         sq = captured.get("sq") if kind == "train" else None
         if sq is not None:
             outputs = dict(outputs) if isinstance(outputs, dict) else {"outputs": outputs}
-        if kind != "predict" and isinstance(outputs, dict) and strategy.num_replicas_in_sync == 1:
+        if kind != "predict" and isinstance(outputs, dict):
             with paused_current():   # nanwatch's own ops: an overflowing square is not checked
                 packed = readback.pack(model, kind, outputs, sq, captured["ok"] if sentinel else None)
             if packed is not None:

@@ -88,7 +88,11 @@ def replay_step(model, kind: str, data, probe, replica: int | None = None) -> De
         try:
             tf.config.run_functions_eagerly(True)
             if distributed:
-                step_fn(data)
+                # on the replica's own device: its ops (and the report) name it, as in the graph
+                devices = getattr(strategy.extended, "worker_devices", ())
+                replica_id = min(replica or 0, len(devices) - 1) if devices else None
+                with tf.device(devices[replica_id] if devices else None):
+                    step_fn(data)
             else:
                 with strategy.scope():
                     step_fn(data)

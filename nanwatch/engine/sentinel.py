@@ -45,6 +45,30 @@ def capturing_gradients(model, skip_nonfinite=False):
                        if "float" in str(getattr(v, "dtype", ""))] if skip_nonfinite and not scaled else []
     forward_before = [tf.identity(v.value) for v in forward_written]
 
+    def guarded(ok, run_update, weights, copies):
+        """The update under `tf.cond(ok)`, then the weights it wrote (every copy `copies` names):
+        non-finite (Adam with epsilon 0 divides 0 by 0 on a gradient that is finite) puts the
+        step's weights back and tells the verdict. Returns that flag."""
+        def update():
+            before = [tf.identity(v.value) for v in weights]
+            run_update()
+            with paused_current():
+                sums = []
+                for v in weights + forward_written:
+                    for copy in copies(v):
+                        with tf.device(copy.device):   # one scalar per device crosses, not the weights
+                            sums.append(tf.reduce_sum(tf.cast(copy, tf.float32)))
+                written_finite = tf.math.is_finite(tf.add_n(sums))
+
+            def put_back():
+                for var, value in zip(weights + forward_written, before + forward_before):
+                    var.assign(value)
+                return tf.constant(False)
+            return tf.cond(written_finite, lambda: tf.constant(True), put_back)
+
+        with paused_current():
+            return tf.cond(ok, update, lambda: tf.constant(True))
+
     def apply(opt, grads, trainable_variables=None):
         if trainable_variables is None:
             trainable_variables = getattr(opt, "_trainable_variables", [])
@@ -52,7 +76,8 @@ def capturing_gradients(model, skip_nonfinite=False):
         if opt is not optimizer:
             return original(opt, grads, trainable_variables)
         grads = [(g, v) for g, v in pairs if g is not None]
-        captured["pairs"].extend(grads)
+        replica = tf.distribute.get_replica_context()
+        distributed = replica is not None and replica.num_replicas_in_sync > 1
         with paused_current():
             dense = [_dense(g) for g, _ in grads]
             # squared norms for the statistics; finiteness on the gradients themselves (a finite
@@ -63,8 +88,9 @@ def capturing_gradients(model, skip_nonfinite=False):
             # gradient, and a finite gradient above 1.8e19 overflows there (checked on the sum)
             verdict = tf.stack([grads_finite, tf.reduce_all(tf.math.is_finite(sq))])
             ok = tf.reduce_all(verdict)
-        captured["sq"], captured["ok"] = sq, verdict
         if not skip_nonfinite or scaled:
+            captured["pairs"].extend(grads)
+            captured["sq"], captured["ok"] = sq, verdict
             return original(opt, [g for g, _ in pairs], [v for _, v in pairs])
         weights = [v for _, v in grads]
 
@@ -77,24 +103,44 @@ def capturing_gradients(model, skip_nonfinite=False):
                 opt.build([v for _, v in pairs])
             opt.built = True
 
-        def update():
-            """The update, then the weights it wrote: non-finite (Adam with epsilon 0 divides 0 by 0
-            on a gradient that is finite) puts the step's weights back and tells the verdict."""
-            before = [tf.identity(v.value) for v in weights]
-            original(opt, [g for g, _ in pairs], [v for _, v in pairs])
-            with paused_current():
-                written_finite = tf.math.is_finite(tf.add_n([tf.reduce_sum(tf.cast(v.value, tf.float32))
-                                                             for v in weights + forward_written]))
-
-            def put_back():
-                for var, value in zip(weights + forward_written, before + forward_before):
-                    var.assign(value)
-                return tf.constant(False)
-            return tf.cond(written_finite, lambda: tf.constant(True), put_back)
-
+        if distributed:
+            # Each replica has its own verdict on its own gradients; the optimizer applies in a
+            # cross-replica merge. The verdicts are combined there, once, and the cond is taken there
+            # (a cond in a replica's context around a merge_call is not supported), so every replica
+            # skips or every replica applies: the mirrored weights cannot diverge.
+            return replica.merge_call(merged, args=(sq, verdict, [g for g, _ in pairs], pairs, grads))
+        captured["pairs"].extend(grads)
+        captured["sq"] = sq
+        written = guarded(ok, lambda: original(opt, [g for g, _ in pairs], [v for _, v in pairs]),
+                          weights, lambda v: [v.value])
         with paused_current():
-            written = tf.cond(ok, update, lambda: tf.constant(True))
             captured["ok"] = tf.concat([verdict, tf.reshape(written, [1])], axis=0)
+        return written
+
+    def merged(distribution, sq, verdict, all_grads, pairs, grads):
+        """In the cross-replica merge, once per step: the replicas' verdicts and squares combined,
+        the update run on every replica or on none. `all_grads`: each replica's gradients (PerReplica);
+        `pairs` and `grads` (with a gradient) give the weights, the same on every replica."""
+        weights = [v for _, v in grads]
+        all_vars = [v for _, v in pairs]
+        local_sq = distribution.experimental_local_results(sq)
+        local_verdicts = distribution.experimental_local_results(verdict)
+        with paused_current():
+            per_replica = tf.stack([tf.reduce_all(v) for v in local_verdicts])
+            verdict_all = tf.reduce_all(tf.stack(local_verdicts), axis=0)
+            # the replicas' gradient norms summed, per variable: the applied (summed) gradient's norm
+            # when the replicas' gradients point the same way, an upper bound of it otherwise
+            norm = tf.add_n([tf.sqrt(2.0 * s) for s in local_sq])
+            captured["sq"] = 0.5 * tf.square(norm)
+        captured["pairs"].extend(grads)
+
+        def run_update():
+            distribution.extended.call_for_each_replica(original, args=(optimizer, all_grads, all_vars))
+        written = guarded(tf.reduce_all(per_replica), run_update, weights,
+                          lambda v: distribution.experimental_local_results(v.value))
+        with paused_current():
+            # [gradients finite, squares finite, written finite, each replica's own verdict...]
+            captured["ok"] = tf.concat([verdict_all, tf.reshape(written, [1]), per_replica], axis=0)
         return written
 
     cls.apply = apply
@@ -130,6 +176,17 @@ def verdict_reason(kind, outputs, record, ok, scaled) -> str | None:
         if any(v is not None and not np.isfinite(v) for v in values):
             return "a non-finite loss or metric"
     return None
+
+
+def replicas_to_replay(model, ok) -> list:
+    """The replicas whose shard a tripped step's replay tries, in order: those whose own verdict
+    failed first (the flags after the third, under a strategy), then the others; [None] on one."""
+    n = getattr(getattr(model, "distribute_strategy", None), "num_replicas_in_sync", 1)
+    if n <= 1:
+        return [None]
+    flags = [bool(v) for v in stats.to_numpy(ok)] if ok is not None else []
+    own = flags[3:3 + n] if len(flags) >= 3 + n else [True] * n
+    return [r for r in range(n) if not own[r]] + [r for r in range(n) if own[r]]
 
 
 def _dense(grad):
