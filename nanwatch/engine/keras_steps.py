@@ -17,7 +17,7 @@ import weakref
 import numpy as np
 
 from . import readback, stats, step_failure
-from .sentinel import SQUARES_OVERFLOW, capturing_gradients, replicas_to_replay, verdict_reason
+from .sentinel import SQUARES_OVERFLOW, capturing_gradients, replica_verdicts, replicas_to_replay, verdict_reason
 from .batches import bad_batch_detection, numpy_structure, pipeline_data_error
 from .frames import resolve
 from .model_facts import loss_scaled, step_method
@@ -25,6 +25,7 @@ from .probe import detached_current, paused_current
 
 _GRAD_KEY = "__nanwatch_grad_sq__"   # per-variable sum(g**2)/2, beside the logs
 _OK_KEY = "__nanwatch_finite__"       # fast mode: were all gradients finite
+_REPLICAS_KEY = "__nanwatch_replicas__"   # fast mode under a strategy: each replica's logs finite
 
 # Traced step functions per model, kept across watched cells: re-tracing every cell would cost
 # the tracing time again and, as TensorFlow keeps each retired function graph, memory per cell.
@@ -157,7 +158,7 @@ class StepRunner:
 
     def finish_step(self, model, kind, step, outputs, data, flavour):
         """Statistics of a step that ran; in fast mode, the sentinel's verdict."""
-        outputs, grad_sq, ok, packed = _split_extras(outputs)
+        outputs, grad_sq, ok, packed, replicas = _split_extras(outputs)
         logs = outputs
         read = readback.unpack(model, kind, packed) if packed is not None else None
         if read is not None:   # one read for the logs, the gradients' squares and the verdict
@@ -173,7 +174,7 @@ class StepRunner:
             if reason and self._sentinel_tripped(model, kind, data, step, reason,
                                                  update_skipped=ok is not None and not scaled,
                                                  alarm=reason != SQUARES_OVERFLOW,
-                                                 replicas=replicas_to_replay(model, ok)):
+                                                 replicas=replicas_to_replay(model, ok, replicas)):
                 # --no-stop: apply the skipped step unchecked, as the user's own run would have
                 outputs = _split_extras(self.plain_function(model, kind)(data))[0]
         return outputs
@@ -242,22 +243,23 @@ def _traced(model, kind, flavour):
     def one_step_on_data(data):
         with capturing_gradients(model, skip_nonfinite=sentinel) as captured:
             outputs = strategy.run(step_fn, args=(data,))
+        replicas = None
+        if sentinel and kind != "predict" and strategy.num_replicas_in_sync > 1:
+            with paused_current():   # each replica's own logs finite: read only when the sentinel trips
+                replicas = replica_verdicts(strategy, outputs)
         outputs = reduce_per_replica(outputs, strategy, reduction="concat" if kind == "predict" else "auto")
         sq = captured.get("sq") if kind == "train" else None
         if sq is not None:
             outputs = dict(outputs) if isinstance(outputs, dict) else {"outputs": outputs}
+        packed = None
         if kind != "predict" and isinstance(outputs, dict):
             with paused_current():   # nanwatch's own ops: an overflowing square is not checked
                 packed = readback.pack(model, kind, outputs, sq, captured["ok"] if sentinel else None)
-            if packed is not None:
-                outputs = dict(outputs)
-                outputs[readback.PACK_KEY] = packed
-                return outputs
-        if sq is not None:
-            outputs[_GRAD_KEY] = sq
-            if sentinel:
-                outputs[_OK_KEY] = captured["ok"]
-        return outputs
+        extras = {readback.PACK_KEY: packed} if packed is not None else {
+            _GRAD_KEY: sq, _OK_KEY: captured["ok"] if sentinel and sq is not None else None}
+        extras[_REPLICAS_KEY] = replicas
+        extras = {key: value for key, value in extras.items() if value is not None}
+        return dict(outputs, **extras) if extras and isinstance(outputs, dict) else outputs
 
     def trace(fn):
         if getattr(model, "run_eagerly", False):
@@ -300,13 +302,13 @@ class _Unchecked:
 
 
 def _split_extras(outputs):
-    """(logs, per-variable gradient sum of squares / 2, all-finite flags, the packed read) from a
-    step's outputs."""
-    if isinstance(outputs, dict) and (_GRAD_KEY in outputs or _OK_KEY in outputs or readback.PACK_KEY in outputs):
+    """(logs, per-variable gradient sum of squares / 2, all-finite flags, the packed read, each
+    replica's logs finite) from a step's outputs."""
+    keys = (_GRAD_KEY, _OK_KEY, readback.PACK_KEY, _REPLICAS_KEY)
+    if isinstance(outputs, dict) and any(key in outputs for key in keys):
         outputs = dict(outputs)
-        return (outputs, outputs.pop(_GRAD_KEY, None), outputs.pop(_OK_KEY, None),
-                outputs.pop(readback.PACK_KEY, None))
-    return outputs, None, None, None
+        return (outputs,) + tuple(outputs.pop(key, None) for key in keys)
+    return outputs, None, None, None, None
 
 
 def _next_batch(iterator):

@@ -178,14 +178,34 @@ def verdict_reason(kind, outputs, record, ok, scaled) -> str | None:
     return None
 
 
-def replicas_to_replay(model, ok) -> list:
+def replica_verdicts(strategy, outputs):
+    """In the traced step, under a strategy: whether each replica's own step outputs (its loss and
+    metrics, before they are reduced across replicas) are all finite, one flag per replica."""
+    import tensorflow as tf
+
+    leaves = [strategy.experimental_local_results(v) for v in tf.nest.flatten(outputs)]
+    flags = []
+    for r in range(strategy.num_replicas_in_sync):
+        parts = [tf.reduce_all(tf.math.is_finite(local[r])) for local in leaves
+                 if r < len(local) and getattr(local[r], "dtype", None) is not None and local[r].dtype.is_floating]
+        flags.append(tf.reduce_all(tf.stack(parts)) if parts else tf.constant(True))
+    return tf.stack(flags)
+
+
+def replicas_to_replay(model, ok, logs_finite=None) -> list:
     """The replicas whose shard a tripped step's replay tries, in order: those whose own verdict
-    failed first (the flags after the third, under a strategy), then the others; [None] on one."""
+    failed first (the sentinel's flags after the third, and each replica's logs), then the others;
+    [None] on one replica. The others are tried too: a replay on a finite shard finds nothing."""
     n = getattr(getattr(model, "distribute_strategy", None), "num_replicas_in_sync", 1)
     if n <= 1:
         return [None]
+    own = [True] * n
     flags = [bool(v) for v in stats.to_numpy(ok)] if ok is not None else []
-    own = flags[3:3 + n] if len(flags) >= 3 + n else [True] * n
+    if len(flags) >= 3 + n:
+        own = flags[3:3 + n]
+    logs = stats.to_numpy(logs_finite) if logs_finite is not None else None
+    if logs is not None and logs.size == n:
+        own = [a and bool(b) for a, b in zip(own, logs)]
     return [r for r in range(n) if not own[r]] + [r for r in range(n) if own[r]]
 
 

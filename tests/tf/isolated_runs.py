@@ -43,6 +43,12 @@ def mirrored():
         result = ip.run_cell(f"%%nanwatch --no-panel --mode {mode}\n" + MIRRORED)
         out[mode] = {"ok": result.error_in_exec is None, "report": nanwatch.last_report().to_dict(),
                      **_replica_state(ip.user_ns["model"])}
+    # evaluate (no gradients, no update): the replica is told by each replica's own logs; the metric
+    # state the graph step already made NaN must not be mistaken for the origin in the other's replay
+    ip.run_cell(MIRRORED.replace("model.fit(X, y,", "model.fit(np.abs(X), y,"))
+    result = ip.run_cell("%%nanwatch --no-panel\nmodel.evaluate(X, y, batch_size=32, verbose=0)")
+    out["evaluate"] = {"ok": result.error_in_exec is None, "report": nanwatch.last_report().to_dict(),
+                       **_replica_state(ip.user_ns["model"])}
     return out
 
 
@@ -154,6 +160,31 @@ def determinism_mirrored():
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     out = determinism(DETERMINISTIC_MIRRORED)
     out["modes"] = [out.pop("exact_mode"), out.pop("fast_mode")]
+    return out
+
+
+def mirrored_reads():
+    """Device->host reads by nanwatch in healthy fast-mode fits under MirroredStrategy (20 and 220
+    steps, statistics off): tests/tf/test_long_runs.py's counter, as on one device."""
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    import nanwatch
+    from tests.tf.test_long_runs import HostReads
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    out = {}
+    for steps in (20, 220):
+        rng = np.random.default_rng(0)
+        x, y = rng.random((steps * 8, 8), dtype=np.float32), rng.random((steps * 8, 1), dtype=np.float32)
+        with strategy.scope():
+            model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(1)])
+            model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+        with HostReads() as reads:
+            with nanwatch.watch(mode="fast", stats_every=10_000, panel=False) as report:
+                model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+        out[steps] = {"reads": reads.count, "where": reads.where, "status": report.status, "mode": report.mode}
     return out
 
 

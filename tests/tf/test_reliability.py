@@ -91,7 +91,8 @@ def test_mirrored_strategy_names_the_replica():
     """Only replica 1's shard of batch 1 goes NaN: its verdict differs from replica 0's. In fast mode
     (what auto picks under the strategy) the verdicts are combined in the cross-replica merge, so both
     replicas skip the update: the copies of every weight and slot stay equal and finite, and the
-    optimizer counted step 0 only. Then the replay runs replica 1's shard."""
+    optimizer counted step 0 only. Then the replay runs replica 1's shard. `evaluate` in fast mode
+    finds the same op on the same replica."""
     out = isolated("mirrored")
     for mode, run in out.items():
         first = run["report"]["first_nonfinite"]
@@ -101,7 +102,7 @@ def test_mirrored_strategy_names_the_replica():
         assert first["counts"]["nan"] == 16, (mode, first)   # replayed on replica 1's shard
         assert run["copies"] == 2 and run["state_finite"] and run["copies_agree"], (mode, run)
     auto = out["auto"]
-    assert auto["report"]["mode"] == "fast", auto["report"]["mode"]
+    assert auto["report"]["mode"] == out["evaluate"]["report"]["mode"] == "fast", auto["report"]["mode"]
     assert not any("fast mode cannot serve" in n for n in auto["report"]["run"]["notes"])
     assert auto["report"]["first_nonfinite"]["step"] == 1 and auto["iterations"] == 1, auto   # step 1 applied on no replica
 
@@ -142,6 +143,15 @@ def test_healthy_mirrored_runs_are_bit_identical_to_runs_without_nanwatch():
     assert out["modes"] == ["exact", "fast"] and out["exact_status"] == out["fast_status"] == "healthy"
     assert out["fast"] == out["plain"]
     assert out["exact"] == out["plain"]
+
+
+def test_mirrored_fast_mode_reads_the_device_once_per_step():
+    """Under MirroredStrategy the verdict is combined on the devices: the host still reads one packed
+    vector per step (the replicas' flags ride in it)."""
+    out = isolated("mirrored_reads")
+    short, long = out["20"], out["220"]
+    assert short["mode"] == long["mode"] == "fast" and long["status"] == "healthy", long
+    assert (long["reads"] - short["reads"]) / 200 == 1.0, long["where"]
 
 
 def test_fast_mode_stays_bit_identical_where_grappler_reorders_arithmetic():
