@@ -217,6 +217,10 @@ def _fast_cannot_serve(model) -> str | None:
     """Why the fast-mode sentinel cannot serve this model's steps (None: it can)."""
     if getattr(model, "run_eagerly", False):
         return "the model runs eagerly (run_eagerly=True)"
+    strategy = getattr(model, "distribute_strategy", None)
+    if getattr(strategy, "num_replicas_in_sync", 1) > 1 and type(strategy).__name__ != "MirroredStrategy":
+        # the sentinel's cross-replica merge is tested under MirroredStrategy only
+        return f"a {type(strategy).__name__} with several replicas (fast mode serves MirroredStrategy)"
     return None
 
 
