@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_mirrored.py                       # mlp and cnn, 100 paired rounds
     .venv/bin/python bench/bench_mirrored.py --models mlp --rounds 20
+    .venv/bin/python bench/bench_mirrored.py --models mlp --traced-step 30   # the traced step alone
 
 Two logical CPU devices (the set-up the tests use), one MirroredStrategy; every model is built and
 compiled in its scope. The variants and the measurement are bench_modes.py's steady-state table:
@@ -29,6 +30,9 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=100, help="paired rounds per model")
     parser.add_argument("--steps", type=int, default=0, help="steps per fit (default: per model, 10k+1)")
     parser.add_argument("--devices", type=int, default=2, help="logical CPU devices, one replica each")
+    parser.add_argument("--traced-step", type=int, default=0, metavar="BLOCKS",
+                        help="instead: nanwatch's traced train step alone, fast vs plain (no sentinel), on one "
+                        "batch, in BLOCKS alternating blocks of 50 calls")
     args = parser.parse_args(argv)
 
     import tensorflow as tf
@@ -41,6 +45,11 @@ def main(argv=None):
         with strategy.scope():
             return make_model(name)
     bench_modes.make_model = make_mirrored   # steady_state builds its models through it
+
+    if args.traced_step:
+        for name in args.models.split(","):
+            traced_step(strategy, name, args.traced_step)
+        return
 
     steps_per_model = {"mlp": 101, "cnn": 31, "lstm": 41}
     variants = {"plain": bench_modes.plain, "plain (noise floor)": bench_modes.plain,
@@ -55,6 +64,40 @@ def main(argv=None):
           "per-round wall-time ratios to plain fit under the same strategy; cpu: median of the per-round "
           "ratios of process CPU time per step. Noise floor: plain vs plain.")
     bench_modes._print(rows, "ms/step", 1e3)
+
+
+def traced_step(strategy, name, blocks):
+    """The graph's share of fast mode's cost: the step function nanwatch traces, with the sentinel
+    (fast) and without it (plain: the same capture of the gradients' squares, no cond, no check),
+    called on one distributed batch; wall and process CPU time per call, median over blocks."""
+    import statistics
+    import time
+
+    import tensorflow as tf
+    from nanwatch.engine import keras_steps
+
+    x, y = bench_modes.make_data(name, 8, 32)
+    model = bench_modes.make_model(name)
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    data = next(iter(strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensor_slices((x, y)).batch(32))))
+    fns = {flavour: keras_steps._traced(model, "train", flavour)[0] for flavour in ("plain", "fast")}
+    for fn in fns.values():
+        for _ in range(5):
+            fn(data)
+    times: dict = {flavour: [] for flavour in fns}
+    for _ in range(blocks):
+        for flavour, fn in fns.items():
+            cpu, wall = time.process_time(), time.perf_counter()
+            for _ in range(50):
+                out = fn(data)
+            tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, out)
+            times[flavour].append(((time.perf_counter() - wall) / 50, (time.process_time() - cpu) / 50))
+    for flavour, rows in times.items():
+        base = times["plain"]
+        print(f"{name:6} traced step {flavour:6} wall {1e3 * statistics.median(r[0] for r in rows):.3f} ms "
+              f"cpu {1e3 * statistics.median(r[1] for r in rows):.3f} ms  ratio to plain: wall "
+              f"{statistics.median(r[0] / b[0] for r, b in zip(rows, base)):.3f}x cpu "
+              f"{statistics.median(r[1] / b[1] for r, b in zip(rows, base)):.3f}x", flush=True)
 
 
 if __name__ == "__main__":

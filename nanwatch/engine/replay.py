@@ -79,7 +79,8 @@ def replay_step(model, kind: str, data, probe, replica: int | None = None) -> De
 
     step_fn = step_method(model, kind)
     strategy = model.distribute_strategy
-    distributed = getattr(strategy, "num_replicas_in_sync", 1) > 1
+    # MirroredStrategy on one device too: its update merges, which fails in its scope outside a run
+    distributed = getattr(strategy, "num_replicas_in_sync", 1) > 1 or type(strategy).__name__ == "MirroredStrategy"
     if distributed:
         data = _shard(data, replica or 0)
     probe.eager.register_state(_variables(model))   # the model's state: where harm is decided

@@ -77,7 +77,8 @@ def capturing_gradients(model, skip_nonfinite=False):
             return original(opt, grads, trainable_variables)
         grads = [(g, v) for g, v in pairs if g is not None]
         replica = tf.distribute.get_replica_context()
-        distributed = replica is not None and replica.num_replicas_in_sync > 1
+        # any strategy but the default one merges to update (MirroredStrategy on one device too)
+        distributed = replica is not None and tf.distribute.has_strategy()
         with paused_current():
             dense = [_dense(g) for g, _ in grads]
             # squared norms for the statistics; finiteness on the gradients themselves (a finite

@@ -52,6 +52,15 @@ def mirrored():
     return out
 
 
+def mirrored_one_device():
+    """MirroredStrategy over one device: one replica, but its optimizer still merges to update."""
+    import nanwatch
+    ip = _shell()
+    result = ip.run_cell("%%nanwatch --no-panel\n" + MIRRORED.replace('["/cpu:0", "/cpu:1"]', '["/cpu:0"]'))
+    return {"ok": result.error_in_exec is None, "report": nanwatch.last_report().to_dict(),
+            **_replica_state(ip.user_ns["model"])}
+
+
 def _replica_state(model):
     """Every replica's copy of every weight and optimizer variable, after the run: all finite, and the
     copies of each variable equal (a replica that applied a step the other skipped would differ)."""

@@ -107,6 +107,16 @@ def test_mirrored_strategy_names_the_replica():
     assert auto["report"]["first_nonfinite"]["step"] == 1 and auto["iterations"] == 1, auto   # step 1 applied on no replica
 
 
+def test_mirrored_strategy_on_one_device_runs_fast():
+    """One replica, but Keras's update still goes through the strategy's merge: the sentinel's cond
+    must be taken in the merge there too (in the replica's context TensorFlow refuses it)."""
+    run = isolated("mirrored_one_device")
+    first = run["report"]["first_nonfinite"]
+    assert run["ok"] and run["report"]["mode"] == "fast", run["report"]["run"]
+    assert (first["op_type"], first["layer"], first["step"]) == ("Log", "logl", 1), first
+    assert run["state_finite"] and run["iterations"] == 1, run
+
+
 def test_mirrored_strategy_update_that_writes_nan_is_caught_at_its_step():
     """Weights and slots are sinks under a strategy too: Adam(epsilon=0) dividing 0 by 0 for a feature that
     is always 0 is found in the optimizer phase at step 0, and the NaN never reaches the weights."""
