@@ -10,7 +10,6 @@ graph: an all-finite verdict on the gradients, with the optimizer update under
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 import weakref
@@ -18,7 +17,7 @@ import weakref
 import numpy as np
 
 from . import readback, stats, step_failure
-from .step_failure import WEIGHTS_WRITTEN
+from .sentinel import SQUARES_OVERFLOW, capturing_gradients, replica_verdicts, replicas_to_replay, verdict_reason
 from .batches import bad_batch_detection, numpy_structure, pipeline_data_error
 from .frames import resolve
 from .model_facts import loss_scaled, step_method
@@ -26,17 +25,11 @@ from .probe import detached_current, paused_current
 
 _GRAD_KEY = "__nanwatch_grad_sq__"   # per-variable sum(g**2)/2, beside the logs
 _OK_KEY = "__nanwatch_finite__"       # fast mode: were all gradients finite
-SQUARES_OVERFLOW = "finite gradients whose squares overflow float32"
+_REPLICAS_KEY = "__nanwatch_replicas__"   # fast mode under a strategy: each replica's logs finite
 
 # Traced step functions per model, kept across watched cells: re-tracing every cell would cost
 # the tracing time again and, as TensorFlow keeps each retired function graph, memory per cell.
 _TRACED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-# The variables whose gradients a traced train step returns, in order (per model).
-_GRAD_VARIABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def grad_variables(model) -> list:
-    return _GRAD_VARIABLES.get(model, [])
 
 
 class StepRunner:
@@ -90,7 +83,8 @@ class StepRunner:
             outputs = None
             for _ in range(max(1, int(getattr(model, "steps_per_execution", 1) or 1))):
                 traced, traced_fetch, flavour = runner._functions[key]
-                if traced_fetch is not None and events.checks_on() and isinstance(iterator, tf.data.Iterator):
+                if traced_fetch is not None and events.checks_on() and isinstance(
+                        iterator, (tf.data.Iterator, tf.distribute.DistributedIterator)):
                     try:
                         out, data = traced_fetch(iterator)
                     except tf.errors.OutOfRangeError:
@@ -164,7 +158,7 @@ class StepRunner:
 
     def finish_step(self, model, kind, step, outputs, data, flavour):
         """Statistics of a step that ran; in fast mode, the sentinel's verdict."""
-        outputs, grad_sq, ok, packed = _split_extras(outputs)
+        outputs, grad_sq, ok, packed, replicas = _split_extras(outputs)
         logs = outputs
         read = readback.unpack(model, kind, packed) if packed is not None else None
         if read is not None:   # one read for the logs, the gradients' squares and the verdict
@@ -176,15 +170,16 @@ class StepRunner:
         record = self.events.step_ended(model, kind, step, logs, norms)
         if flavour == "fast":
             scaled = loss_scaled(model)
-            reason = _sentinel_verdict(kind, outputs, record, ok, scaled)
+            reason = verdict_reason(kind, outputs, record, ok, scaled)
             if reason and self._sentinel_tripped(model, kind, data, step, reason,
                                                  update_skipped=ok is not None and not scaled,
-                                                 alarm=reason != SQUARES_OVERFLOW):
+                                                 alarm=reason != SQUARES_OVERFLOW,
+                                                 replicas=replicas_to_replay(model, ok, replicas)):
                 # --no-stop: apply the skipped step unchecked, as the user's own run would have
                 outputs = _split_extras(self.plain_function(model, kind)(data))[0]
         return outputs
 
-    def _sentinel_tripped(self, model, kind, data, step, reason, update_skipped, alarm) -> bool:
+    def _sentinel_tripped(self, model, kind, data, step, reason, update_skipped, alarm, replicas) -> bool:
         """Fast mode saw a non-finite step: replay it exactly. Returns whether the update was skipped
         (then the caller applies the step unchecked, as the user's own run would have)."""
         detected_at = time.perf_counter()
@@ -192,7 +187,7 @@ class StepRunner:
             return update_skipped
         where = resolve(sys._getframe(2), self.cells)
         failure = step_failure.sentinel_trip(model, kind, data, step, reason, where, self.probe,
-                                             self.options.replay, update_skipped, alarm, detected_at)
+                                             self.options.replay, update_skipped, alarm, detected_at, replicas)
         self.events.step_failed(failure)   # raises NonFiniteFound when stopping
         return update_skipped
 
@@ -222,8 +217,10 @@ def _fast_cannot_serve(model) -> str | None:
     """Why the fast-mode sentinel cannot serve this model's steps (None: it can)."""
     if getattr(model, "run_eagerly", False):
         return "the model runs eagerly (run_eagerly=True)"
-    if getattr(getattr(model, "distribute_strategy", None), "num_replicas_in_sync", 1) > 1:
-        return "a distribution strategy with several replicas"
+    strategy = getattr(model, "distribute_strategy", None)
+    if getattr(strategy, "num_replicas_in_sync", 1) > 1 and type(strategy).__name__ != "MirroredStrategy":
+        # the sentinel's cross-replica merge is tested under MirroredStrategy only
+        return f"a {type(strategy).__name__} with several replicas (fast mode serves MirroredStrategy)"
     return None
 
 
@@ -248,24 +245,25 @@ def _traced(model, kind, flavour):
 
     @tf.autograph.experimental.do_not_convert
     def one_step_on_data(data):
-        with _capturing_gradients(model, skip_nonfinite=sentinel) as captured:
+        with capturing_gradients(model, skip_nonfinite=sentinel) as captured:
             outputs = strategy.run(step_fn, args=(data,))
+        replicas = None
+        if sentinel and kind != "predict" and strategy.num_replicas_in_sync > 1:
+            with paused_current():   # each replica's own logs finite: read only when the sentinel trips
+                replicas = replica_verdicts(strategy, outputs)
         outputs = reduce_per_replica(outputs, strategy, reduction="concat" if kind == "predict" else "auto")
         sq = captured.get("sq") if kind == "train" else None
         if sq is not None:
             outputs = dict(outputs) if isinstance(outputs, dict) else {"outputs": outputs}
-        if kind != "predict" and isinstance(outputs, dict) and strategy.num_replicas_in_sync == 1:
+        packed = None
+        if kind != "predict" and isinstance(outputs, dict):
             with paused_current():   # nanwatch's own ops: an overflowing square is not checked
                 packed = readback.pack(model, kind, outputs, sq, captured["ok"] if sentinel else None)
-            if packed is not None:
-                outputs = dict(outputs)
-                outputs[readback.PACK_KEY] = packed
-                return outputs
-        if sq is not None:
-            outputs[_GRAD_KEY] = sq
-            if sentinel:
-                outputs[_OK_KEY] = captured["ok"]
-        return outputs
+        extras = {readback.PACK_KEY: packed} if packed is not None else {
+            _GRAD_KEY: sq, _OK_KEY: captured["ok"] if sentinel and sq is not None else None}
+        extras[_REPLICAS_KEY] = replicas
+        extras = {key: value for key, value in extras.items() if value is not None}
+        return dict(outputs, **extras) if extras and isinstance(outputs, dict) else outputs
 
     def trace(fn):
         if getattr(model, "run_eagerly", False):
@@ -294,92 +292,6 @@ def _traced(model, kind, flavour):
     return cache[token]
 
 
-@contextlib.contextmanager
-def _capturing_gradients(model, skip_nonfinite=False):
-    """While `train_step` is traced, take the gradients it applies: their squared norms
-    (one fused `l2_loss` each), and with `skip_nonfinite` the fast-mode sentinel: the
-    update runs under `tf.cond(all finite)`, so a non-finite step leaves weights and
-    optimizer state as they were. A LossScaleOptimizer skips such steps itself."""
-    import tensorflow as tf
-
-    captured: dict = {"pairs": [], "sq": None, "ok": None}
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is None:
-        yield captured
-        return
-    cls = type(optimizer)
-    own = cls.__dict__.get("apply")
-    original = cls.apply       # apply_gradients calls it; a custom train_step may call it directly
-    scaled = hasattr(optimizer, "inner_optimizer")
-    # weights the step writes outside the update (BatchNormalization's moving statistics): read here,
-    # before the step's forward pass, checked with the update's and put back with them
-    forward_written = [v for v in getattr(model, "non_trainable_variables", [])
-                       if "float" in str(getattr(v, "dtype", ""))] if skip_nonfinite and not scaled else []
-    forward_before = [tf.identity(v.value) for v in forward_written]
-
-    def apply(opt, grads, trainable_variables=None):
-        if trainable_variables is None:
-            trainable_variables = getattr(opt, "_trainable_variables", [])
-        pairs = list(zip(grads, trainable_variables))
-        if opt is not optimizer:
-            return original(opt, grads, trainable_variables)
-        grads = [(g, v) for g, v in pairs if g is not None]
-        captured["pairs"].extend(grads)
-        with paused_current():
-            dense = [_dense(g) for g, _ in grads]
-            # squared norms for the statistics; finiteness on the gradients themselves (a finite
-            # gradient of 1e20 has an overflowing square, and is no reason to skip a step)
-            sq = tf.stack([tf.nn.l2_loss(tf.cast(g, tf.float32)) for g in dense])
-            grads_finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(g)) for g in dense]))
-            # [gradients finite, their squares finite]: Adam-family optimizers square the
-            # gradient, and a finite gradient above 1.8e19 overflows there (checked on the sum)
-            verdict = tf.stack([grads_finite, tf.reduce_all(tf.math.is_finite(sq))])
-            ok = tf.reduce_all(verdict)
-        captured["sq"], captured["ok"] = sq, verdict
-        if not skip_nonfinite or scaled:
-            return original(opt, [g for g, _ in pairs], [v for _, v in pairs])
-        weights = [v for _, v in grads]
-
-        if not getattr(opt, "built", True) and hasattr(opt, "build"):
-            # Build the optimizer's variables here, as its `apply` would on this call, rather than
-            # inside the cond's branch: created in a branch, each variable's initializer is a cond
-            # nested in ours, and tracing that cost 0.1-0.2 s more on a fresh model's first step.
-            from keras.src import backend
-            with backend.name_scope(opt.name, caller=opt):
-                opt.build([v for _, v in pairs])
-            opt.built = True
-
-        def update():
-            """The update, then the weights it wrote: non-finite (Adam with epsilon 0 divides 0 by 0
-            on a gradient that is finite) puts the step's weights back and tells the verdict."""
-            before = [tf.identity(v.value) for v in weights]
-            original(opt, [g for g, _ in pairs], [v for _, v in pairs])
-            with paused_current():
-                written_finite = tf.math.is_finite(tf.add_n([tf.reduce_sum(tf.cast(v.value, tf.float32))
-                                                             for v in weights + forward_written]))
-
-            def put_back():
-                for var, value in zip(weights + forward_written, before + forward_before):
-                    var.assign(value)
-                return tf.constant(False)
-            return tf.cond(written_finite, lambda: tf.constant(True), put_back)
-
-        with paused_current():
-            written = tf.cond(ok, update, lambda: tf.constant(True))
-            captured["ok"] = tf.concat([verdict, tf.reshape(written, [1])], axis=0)
-        return written
-
-    cls.apply = apply
-    try:
-        yield captured
-    finally:
-        if own is None:
-            del cls.apply
-        else:
-            cls.apply = own
-        _GRAD_VARIABLES[model] = [v for _, v in captured["pairs"]]
-
-
 class _Unchecked:
     """Calls a step function with the op callback off: tracing adds no per-op checks, and
     running it pays no per-op callback cost (TF sends every eager op through Python while
@@ -394,44 +306,13 @@ class _Unchecked:
 
 
 def _split_extras(outputs):
-    """(logs, per-variable gradient sum of squares / 2, all-finite flags, the packed read) from a
-    step's outputs."""
-    if isinstance(outputs, dict) and (_GRAD_KEY in outputs or _OK_KEY in outputs or readback.PACK_KEY in outputs):
+    """(logs, per-variable gradient sum of squares / 2, all-finite flags, the packed read, each
+    replica's logs finite) from a step's outputs."""
+    keys = (_GRAD_KEY, _OK_KEY, readback.PACK_KEY, _REPLICAS_KEY)
+    if isinstance(outputs, dict) and any(key in outputs for key in keys):
         outputs = dict(outputs)
-        return (outputs, outputs.pop(_GRAD_KEY, None), outputs.pop(_OK_KEY, None),
-                outputs.pop(readback.PACK_KEY, None))
-    return outputs, None, None, None
-
-
-def _sentinel_verdict(kind, outputs, record, ok, scaled) -> str | None:
-    """Why the fast-mode sentinel trips on this step's results (None: healthy)."""
-    if ok is not None and not scaled:
-        flags = [bool(v) for v in stats.to_numpy(ok)]
-        grads_finite, squares_finite = flags[:2]
-        if not grads_finite:
-            return "non-finite gradients"
-        if not squares_finite:
-            return SQUARES_OVERFLOW
-        if len(flags) > 2 and not flags[2]:
-            return WEIGHTS_WRITTEN
-    if kind == "predict":
-        import tensorflow as tf
-        for value in tf.nest.flatten(outputs):
-            if not stats.all_finite(stats.to_numpy(value)):
-                return "non-finite outputs"
-        return None
-    if record is not None:
-        values = [record.get("loss")] + list(record.get("metrics", {}).values())
-        if any(v is not None and not np.isfinite(v) for v in values):
-            return "a non-finite loss or metric"
-    return None
-
-
-def _dense(grad):
-    import tensorflow as tf
-    if isinstance(grad, tf.IndexedSlices):
-        return grad.values
-    return grad
+        return (outputs,) + tuple(outputs.pop(key, None) for key in keys)
+    return outputs, None, None, None, None
 
 
 def _next_batch(iterator):

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from . import stats
-from .keras_steps import grad_variables
+from .sentinel import grad_variables
 
 DEFAULT_EVERY = 10
 BUDGET = 0.02   # share of training time per-layer statistics may take (unless --stats-every)

@@ -79,7 +79,8 @@ def replay_step(model, kind: str, data, probe, replica: int | None = None) -> De
 
     step_fn = step_method(model, kind)
     strategy = model.distribute_strategy
-    distributed = getattr(strategy, "num_replicas_in_sync", 1) > 1
+    # MirroredStrategy on one device too: its update merges, which fails in its scope outside a run
+    distributed = getattr(strategy, "num_replicas_in_sync", 1) > 1 or type(strategy).__name__ == "MirroredStrategy"
     if distributed:
         data = _shard(data, replica or 0)
     probe.eager.register_state(_variables(model))   # the model's state: where harm is decided
@@ -88,7 +89,11 @@ def replay_step(model, kind: str, data, probe, replica: int | None = None) -> De
         try:
             tf.config.run_functions_eagerly(True)
             if distributed:
-                step_fn(data)
+                # on the replica's own device: its ops (and the report) name it, as in the graph
+                devices = getattr(strategy.extended, "worker_devices", ())
+                replica_id = min(replica or 0, len(devices) - 1) if devices else None
+                with tf.device(devices[replica_id] if devices else None):
+                    step_fn(data)
             else:
                 with strategy.scope():
                     step_fn(data)

@@ -58,15 +58,20 @@ def graph_failure(model, kind, data, step, detection: Detection, probe, replay: 
 
 
 def sentinel_trip(model, kind, data, step, reason: str, where, probe, replay: bool, update_skipped: bool,
-                  alarm: bool, detected_at: float) -> StepFailure:
-    """Fast mode: the step's verdict was non-finite (`reason`); `where` is the user's call line."""
+                  alarm: bool, detected_at: float, replicas=(None,)) -> StepFailure:
+    """Fast mode: the step's verdict was non-finite (`reason`); `where` is the user's call line.
+    Under a strategy the replay runs one replica's shard: each of `replicas` in turn until one
+    reproduces it (the sentinel's per-replica verdict puts the failing one first)."""
     notes = []
     bad_batch = numpy_structure(data)
     weights = _pre_step_weights(model, probe) if kind == "train" and update_skipped else None
     replayed = None
     if replay:
         try:
-            replayed = replay_step(model, kind, data, probe)
+            for replica in replicas:
+                replayed = replay_step(model, kind, data, probe, replica=replica)
+                if replayed is not None:
+                    break
         except Exception as exc:
             notes.append(f"the exact replay of step {step} raised {type(exc).__name__}: {str(exc)[:200]}")
     common = dict(kind=kind, step=step, bad_batch=bad_batch, pre_step_weights=weights, detected_at=detected_at)

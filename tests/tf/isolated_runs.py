@@ -41,8 +41,37 @@ def mirrored():
     out = {}
     for mode in ("auto", "exact"):
         result = ip.run_cell(f"%%nanwatch --no-panel --mode {mode}\n" + MIRRORED)
-        out[mode] = {"ok": result.error_in_exec is None, "report": nanwatch.last_report().to_dict()}
+        out[mode] = {"ok": result.error_in_exec is None, "report": nanwatch.last_report().to_dict(),
+                     **_replica_state(ip.user_ns["model"])}
+    # evaluate (no gradients, no update): the replica is told by each replica's own logs; the metric
+    # state the graph step already made NaN must not be mistaken for the origin in the other's replay
+    ip.run_cell(MIRRORED.replace("model.fit(X, y,", "model.fit(np.abs(X), y,"))
+    result = ip.run_cell("%%nanwatch --no-panel\nmodel.evaluate(X, y, batch_size=32, verbose=0)")
+    out["evaluate"] = {"ok": result.error_in_exec is None, "report": nanwatch.last_report().to_dict(),
+                       **_replica_state(ip.user_ns["model"])}
     return out
+
+
+def mirrored_one_device():
+    """MirroredStrategy over one device: one replica, but its optimizer still merges to update."""
+    import nanwatch
+    ip = _shell()
+    result = ip.run_cell("%%nanwatch --no-panel\n" + MIRRORED.replace('["/cpu:0", "/cpu:1"]', '["/cpu:0"]'))
+    return {"ok": result.error_in_exec is None, "report": nanwatch.last_report().to_dict(),
+            **_replica_state(ip.user_ns["model"])}
+
+
+def _replica_state(model):
+    """Every replica's copy of every weight and optimizer variable, after the run: all finite, and the
+    copies of each variable equal (a replica that applied a step the other skipped would differ)."""
+    import numpy as np
+    strategy = model.distribute_strategy
+    copies = [[np.asarray(c) for c in strategy.experimental_local_results(getattr(v, "value", v))]
+              for v in list(model.weights) + list(model.optimizer.variables)]
+    return {"copies": min(len(c) for c in copies),
+            "state_finite": all(bool(np.isfinite(c).all()) for group in copies for c in group),
+            "copies_agree": all(np.array_equal(group[0], c) for group in copies for c in group[1:]),
+            "iterations": int(np.asarray(model.optimizer.iterations))}
 
 
 MIRRORED_OPTIMIZER = '''
@@ -109,11 +138,63 @@ def determinism(cell=DETERMINISTIC):
         out[label] = ip.user_ns["weights"]
         if prefix:
             out[label + "_status"] = nanwatch.last_report().status
+            out[label + "_mode"] = nanwatch.last_report().to_dict()["mode"]
     return out
 
 
 def determinism_reordered():
     return determinism(DETERMINISTIC_REORDERED)
+
+
+# The same training under MirroredStrategy on two logical CPUs: fast mode's sentinel takes the update
+# into a cross-replica cond there, which must not change what the update computes.
+DETERMINISTIC_MIRRORED = '''
+import numpy as np, keras, tensorflow as tf
+keras.utils.set_random_seed(3)
+X = np.random.rand(512, 12).astype("float32"); y = np.random.rand(512, 1).astype("float32")
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    model = keras.Sequential([keras.Input((12,)), keras.layers.Dense(32, activation="relu"), keras.layers.Dropout(0.2),
+                              keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+model.fit(X, y, batch_size=32, epochs=3, verbose=0)
+weights = [w.tobytes().hex() for w in model.get_weights()]
+'''
+
+
+def determinism_mirrored():
+    """Weights after a healthy run under MirroredStrategy: without nanwatch, and under both modes."""
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    out = determinism(DETERMINISTIC_MIRRORED)
+    out["modes"] = [out.pop("exact_mode"), out.pop("fast_mode")]
+    return out
+
+
+def mirrored_reads():
+    """Device->host reads by nanwatch in healthy fast-mode fits under MirroredStrategy (20 and 220
+    steps, statistics off): tests/tf/test_long_runs.py's counter, as on one device."""
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    import nanwatch
+    from tests.tf.test_long_runs import HostReads
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    out = {}
+    for steps in (20, 220):
+        rng = np.random.default_rng(0)
+        x, y = rng.random((steps * 8, 8), dtype=np.float32), rng.random((steps * 8, 1), dtype=np.float32)
+        with strategy.scope():
+            model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(1)])
+            model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+        with HostReads() as reads:
+            with nanwatch.watch(mode="fast", stats_every=10_000, panel=False) as report:
+                model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+        out[steps] = {"reads": reads.count, "where": reads.where, "status": report.status, "mode": report.mode}
+    return out
 
 
 def no_tensorflow():

@@ -88,6 +88,11 @@ def test_float16_overflow_in_a_layer_is_found(cell, mode, float32_policy_after):
 
 
 def test_mirrored_strategy_names_the_replica():
+    """Only replica 1's shard of batch 1 goes NaN: its verdict differs from replica 0's. In fast mode
+    (what auto picks under the strategy) the verdicts are combined in the cross-replica merge, so both
+    replicas skip the update: the copies of every weight and slot stay equal and finite, and the
+    optimizer counted step 0 only. Then the replay runs replica 1's shard. `evaluate` in fast mode
+    finds the same op on the same replica."""
     out = isolated("mirrored")
     for mode, run in out.items():
         first = run["report"]["first_nonfinite"]
@@ -95,13 +100,28 @@ def test_mirrored_strategy_names_the_replica():
         assert (first["op_type"], first["layer"], first["phase"]) == ("Log", "logl", "forward"), (mode, first)
         assert first["replica"] == 1 and first["device"].endswith("CPU:1"), (mode, first)
         assert first["counts"]["nan"] == 16, (mode, first)   # replayed on replica 1's shard
-    assert any("fast mode cannot serve" in n for n in out["auto"]["report"]["run"]["notes"])
+        assert run["copies"] == 2 and run["state_finite"] and run["copies_agree"], (mode, run)
+    auto = out["auto"]
+    assert auto["report"]["mode"] == out["evaluate"]["report"]["mode"] == "fast", auto["report"]["mode"]
+    assert not any("fast mode cannot serve" in n for n in auto["report"]["run"]["notes"])
+    assert auto["report"]["first_nonfinite"]["step"] == 1 and auto["iterations"] == 1, auto   # step 1 applied on no replica
+
+
+def test_mirrored_strategy_on_one_device_runs_fast():
+    """One replica, but Keras's update still goes through the strategy's merge: the sentinel's cond
+    must be taken in the merge there too (in the replica's context TensorFlow refuses it)."""
+    run = isolated("mirrored_one_device")
+    first = run["report"]["first_nonfinite"]
+    assert run["ok"] and run["report"]["mode"] == "fast", run["report"]["run"]
+    assert (first["op_type"], first["layer"], first["step"]) == ("Log", "logl", 1), first
+    assert run["state_finite"] and run["iterations"] == 1, run
 
 
 def test_mirrored_strategy_update_that_writes_nan_is_caught_at_its_step():
     """Weights and slots are sinks under a strategy too: Adam(epsilon=0) dividing 0 by 0 for a feature that
     is always 0 is found in the optimizer phase at step 0, and the NaN never reaches the weights."""
     out = isolated("mirrored_optimizer")
+    assert out["auto"]["report"]["mode"] == "fast"
     for mode, run in out.items():
         report = run["report"]
         first = report["first_nonfinite"]
@@ -122,6 +142,26 @@ def test_healthy_runs_are_bit_identical_to_runs_without_nanwatch():
     assert out["exact_status"] == "healthy" and out["fast_status"] == "healthy"
     assert out["fast"] == out["plain"]
     assert out["exact"] == out["plain"]
+
+
+def test_healthy_mirrored_runs_are_bit_identical_to_runs_without_nanwatch():
+    """The same 48 steps (dropout, Adam, op determinism) under MirroredStrategy on two logical CPUs:
+    fast mode's update runs inside a cond in the cross-replica merge, exact mode checks every replica's
+    ops; the weights must equal the unwatched run's, bit for bit."""
+    out = isolated("determinism_mirrored")
+    assert out["plain"] == out["plain_again"], "the reference itself is not deterministic"
+    assert out["modes"] == ["exact", "fast"] and out["exact_status"] == out["fast_status"] == "healthy"
+    assert out["fast"] == out["plain"]
+    assert out["exact"] == out["plain"]
+
+
+def test_mirrored_fast_mode_reads_the_device_once_per_step():
+    """Under MirroredStrategy the verdict is combined on the devices: the host still reads one packed
+    vector per step (the replicas' flags ride in it)."""
+    out = isolated("mirrored_reads")
+    short, long = out["20"], out["220"]
+    assert short["mode"] == long["mode"] == "fast" and long["status"] == "healthy", long
+    assert (long["reads"] - short["reads"]) / 200 == 1.0, long["where"]
 
 
 def test_fast_mode_stays_bit_identical_where_grappler_reorders_arithmetic():
