@@ -95,7 +95,8 @@ EXPECTED = {
                  HEALTHY],
         layers=["hidden", "logits"]),
     "seed4_regression_loss_nan.ipynb": dict(
-        reports=[dict(status="warning", warning="outlier_input"), HEALTHY, HEALTHY,
+        reports=[dict(status="warning", warning="outlier_input"), HEALTHY,
+                 dict(status="warning", warning="learning_rate_too_high"),
                  nonfinite("Square", "loss", None, "learning_rate_too_high", line="model.fit(X, y"),
                  HEALTHY],
         layers=["hidden", "out"]),
