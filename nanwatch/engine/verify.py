@@ -116,17 +116,8 @@ def optimizer_spec(fix: str) -> dict | None:
     """The optimizer (and schedule) a fix writes, read from its code: {"class", "kwargs", "text",
     "schedule": (class, kwargs) | None}; None when the fix writes none or not with literal arguments."""
     calls, names = [], {}
-    for match in _OPT_CALL.finditer(fix):
-        text = _balanced(fix, match.end() - 1)
-        if text is None:
-            continue
-        call = fix[match.start():match.end() - 1] + text
-        try:
-            node = ast.parse(call, mode="eval").body
-        except SyntaxError:
-            continue
-        before = fix[:match.start()].rstrip()
-        bound = re.search(r"([A-Za-z_]\w*)\s*=$", before)
+    for start, call, node in _parsed_calls(_OPT_CALL, fix):
+        bound = re.search(r"([A-Za-z_]\w*)\s*=$", fix[:start].rstrip())
         calls.append((call, node))
         if bound:
             names[bound.group(1)] = node
@@ -150,15 +141,10 @@ def optimizer_spec(fix: str) -> dict | None:
 def loss_spec(fix: str) -> dict | None:
     """The Keras loss a fix writes (`keras.losses.CategoricalCrossentropy(from_logits=True)`) with literal
     arguments: {"class", "args", "kwargs", "text"}; None when it writes none."""
-    for match in _LOSS_CALL.finditer(fix):
-        text = _balanced(fix, match.end() - 1)
-        if text is None:
-            continue
-        call = fix[match.start():match.end() - 1] + text
+    for _, call, node in _parsed_calls(_LOSS_CALL, fix):
         try:
-            node = ast.parse(call, mode="eval").body
             args, kwargs = _literal_args(node, {})
-        except (SyntaxError, ValueError):
+        except ValueError:
             continue
         if KEEP not in args and KEEP not in kwargs.values():
             return {"class": node.func.attr, "args": args, "kwargs": kwargs, "text": call}
@@ -183,6 +169,20 @@ def _verify_loss(failed: FailedStep, spec: dict) -> tuple:
         return TRUE, f"{what}: loss, gradients, updated weights and optimizer state finite (without the change: " \
                      f"{baseline})"
     return FALSE, f"{what}: still non-finite ({fixed})"
+
+
+def _parsed_calls(pattern, fix: str):
+    """(start, call text, ast.Call) of each call in the fix's text whose name `pattern` matches (the match
+    ends at its opening parenthesis) and that parses as Python."""
+    for match in pattern.finditer(fix):
+        text = _balanced(fix, match.end() - 1)
+        if text is None:
+            continue
+        call = fix[match.start():match.end() - 1] + text
+        try:
+            yield match.start(), call, ast.parse(call, mode="eval").body
+        except SyntaxError:
+            continue
 
 
 def _balanced(text: str, open_at: int) -> str | None:
