@@ -31,11 +31,16 @@ model.fit(X, y, batch_size=32, epochs=1, verbose=0, shuffle=False)
 '''
 
 
-def mirrored():
-    """MirroredStrategy over two logical CPU devices."""
+def _two_logical_cpus():
+    """Split the CPU into two logical devices (before TensorFlow initialises them) for MirroredStrategy."""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+
+def mirrored():
+    """MirroredStrategy over two logical CPU devices."""
+    _two_logical_cpus()
     import nanwatch
     ip = _shell()
     out = {}
@@ -90,19 +95,15 @@ model.fit(X, y, batch_size=32, epochs=1, verbose=0, shuffle=False)
 
 def mirrored_optimizer():
     """MirroredStrategy: an update that would write NaN into a weight (Adam, epsilon 0, a zero column)."""
-    import numpy as np
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    _two_logical_cpus()
     import nanwatch
     ip = _shell()
     out = {}
     for mode in ("auto", "exact"):
         result = ip.run_cell(f"%%nanwatch --no-panel --mode {mode}\n" + MIRRORED_OPTIMIZER)
-        model = ip.user_ns["model"]    # the watched cell stops at the NaN: its weights, read here
-        state = list(model.weights) + list(model.optimizer.variables)
+        # the watched cell stops at the NaN: its weights (every replica's copy), read here
         out[mode] = {"ok": result.error_in_exec is None, "report": nanwatch.last_report().to_dict(),
-                     "state_finite": all(bool(np.isfinite(np.asarray(v)).all()) for v in state)}
+                     **_replica_state(ip.user_ns["model"])}
     return out
 
 
@@ -164,9 +165,7 @@ weights = [w.tobytes().hex() for w in model.get_weights()]
 
 def determinism_mirrored():
     """Weights after a healthy run under MirroredStrategy: without nanwatch, and under both modes."""
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    _two_logical_cpus()
     out = determinism(DETERMINISTIC_MIRRORED)
     out["modes"] = [out.pop("exact_mode"), out.pop("fast_mode")]
     return out
@@ -177,8 +176,7 @@ def mirrored_reads():
     steps, statistics off): tests/tf/test_long_runs.py's counter, as on one device."""
     import numpy as np
     import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    _two_logical_cpus()
     import keras
     import nanwatch
     from tests.tf.test_long_runs import HostReads
