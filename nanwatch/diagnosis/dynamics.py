@@ -239,8 +239,13 @@ def _clip_code(optimizer: dict | None, a: dict) -> str:
         return optimizer_code(optimizer, None, clip=True, lr_code=schedule["name"])
     if a.get("lr_varies") and a.get("lr_start") is not None:
         return optimizer_code(optimizer, a["lr_start"], clip=True)
-    lr = a.get("lr_used") if a.get("lr_used") is not None else num((optimizer or {}).get("learning_rate"))
+    lr = rate_in_force(a, optimizer)
     return optimizer_code(optimizer, lr, clip=True)
+
+
+def rate_in_force(a: dict, optimizer: dict | None) -> float | None:
+    """The rate the updates used (from the rates step by step), else the optimizer's rate."""
+    return num(a.get("lr_used")) if a.get("lr_used") is not None else num((optimizer or {}).get("learning_rate"))
 
 
 def _clip_fix(optimizer: dict | None, a: dict, new_lr, advice: str, extra: str = "") -> str:
@@ -253,7 +258,7 @@ def _clip_fix(optimizer: dict | None, a: dict, new_lr, advice: str, extra: str =
 
 
 def _suggest_lr(optimizer: dict | None, a: dict) -> float | None:
-    lr = a.get("lr_used") if a.get("lr_used") is not None else num((optimizer or {}).get("learning_rate"))
+    lr = rate_in_force(a, optimizer)
     if lr is None or not math.isfinite(lr) or lr <= 0:
         return None
     factor = 0.1
@@ -293,7 +298,7 @@ def _lr_text(a: dict, optimizer: dict | None) -> tuple:
     """(the rate the updates used, 'SGD learning_rate=0.01' or 'SGD learning rate 2.9 at step 13 (0.01 at
     step 0)' when it changed during the run)."""
     cls = optimizer_class(optimizer) or "optimizer"
-    lr = a.get("lr_used") if a.get("lr_used") is not None else num((optimizer or {}).get("learning_rate"))
+    lr = rate_in_force(a, optimizer)
     if lr is None:
         return None, "the learning rate"
     if a.get("lr_varies") and a.get("lr_start") is not None:

@@ -148,7 +148,7 @@ def warn_rate_out_of_range(ctx: Context) -> list:
     if start is None or last is None or last < start:
         return []
     opt = ctx.optimizer or {}
-    lr = num(d.get("lr_used")) if d.get("lr_used") is not None else num(opt.get("learning_rate"))
+    lr = dyn.rate_in_force(d, opt)
     if lr is None or lr <= 0:
         return []
     family = dyn.optimizer_family(opt)
