@@ -45,10 +45,11 @@ def capturing_gradients(model, skip_nonfinite=False):
                        if "float" in str(getattr(v, "dtype", ""))] if skip_nonfinite and not scaled else []
     forward_before = [tf.identity(v.value) for v in forward_written]
 
-    def guarded(ok, run_update, weights, copies):
+    def guarded(ok, run_update, weights, copies, grads_finite):
         """The update under `tf.cond(ok)`, then the weights it wrote (every copy `copies` names):
         non-finite (Adam with epsilon 0 divides 0 by 0 on a gradient that is finite) puts the
-        step's weights back and tells the verdict. Returns that flag."""
+        step's weights back. Returns the verdict [gradients finite, squares finite, written
+        finite]; `grads_finite` is only computed on a skipped step (a healthy step pays one check)."""
         def update():
             before = [tf.identity(v.value) for v in weights]
             run_update()
@@ -63,11 +64,14 @@ def capturing_gradients(model, skip_nonfinite=False):
             def put_back():
                 for var, value in zip(weights + forward_written, before + forward_before):
                     var.assign(value)
-                return tf.constant(False)
-            return tf.cond(written_finite, lambda: tf.constant(True), put_back)
+                return tf.constant([True, True, False])
+            return tf.cond(written_finite, lambda: tf.constant([True, True, True]), put_back)
+
+        def skipped():
+            return tf.stack([grads_finite(), tf.constant(False), tf.constant(True)])
 
         with paused_current():
-            return tf.cond(ok, update, lambda: tf.constant(True))
+            return tf.cond(ok, update, skipped)
 
     def apply(opt, grads, trainable_variables=None):
         if trainable_variables is None:
@@ -81,17 +85,20 @@ def capturing_gradients(model, skip_nonfinite=False):
         distributed = replica is not None and tf.distribute.has_strategy()
         with paused_current():
             dense = [_dense(g) for g, _ in grads]
-            # squared norms for the statistics; finiteness on the gradients themselves (a finite
-            # gradient of 1e20 has an overflowing square, and is no reason to skip a step)
+            # squared norms for the statistics; their sum is finite exactly when every gradient is
+            # finite and no square overflows float32 (Adam-family optimizers square the gradient,
+            # and a finite gradient above 1.8e19 overflows there): the one check of a healthy step
             sq = tf.stack([tf.nn.l2_loss(tf.cast(g, tf.float32)) for g in dense])
-            grads_finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(g)) for g in dense]))
-            # [gradients finite, their squares finite]: Adam-family optimizers square the
-            # gradient, and a finite gradient above 1.8e19 overflows there (checked on the sum)
-            verdict = tf.stack([grads_finite, tf.reduce_all(tf.math.is_finite(sq))])
-            ok = tf.reduce_all(verdict)
+            ok = tf.math.is_finite(tf.reduce_sum(sq))
+
+        def grads_finite():
+            """Whether the gradients themselves are finite (a finite gradient of 1e20 has an
+            overflowing square, which is no NaN): asked only once `ok` is false."""
+            return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(g)) for g in dense]))
         if not skip_nonfinite or scaled:
             captured["pairs"].extend(grads)
-            captured["sq"], captured["ok"] = sq, verdict
+            with paused_current():   # a LossScaleOptimizer skips such steps itself: the verdict is for the record
+                captured["sq"], captured["ok"] = sq, tf.stack([ok, ok])
             return original(opt, [g for g, _ in pairs], [v for _, v in pairs])
         weights = [v for _, v in grads]
 
@@ -109,40 +116,41 @@ def capturing_gradients(model, skip_nonfinite=False):
             # cross-replica merge. The verdicts are combined there, once, and the cond is taken there
             # (a cond in a replica's context around a merge_call is not supported), so every replica
             # skips or every replica applies: the mirrored weights cannot diverge.
-            return replica.merge_call(merged, args=(sq, verdict, [g for g, _ in pairs], pairs, grads))
+            return replica.merge_call(merged, args=(sq, [g for g, _ in pairs], pairs, grads))
         captured["pairs"].extend(grads)
         captured["sq"] = sq
-        written = guarded(ok, lambda: original(opt, [g for g, _ in pairs], [v for _, v in pairs]),
-                          weights, lambda v: [v.value])
-        with paused_current():
-            captured["ok"] = tf.concat([verdict, tf.reshape(written, [1])], axis=0)
-        return written
+        captured["ok"] = guarded(ok, lambda: original(opt, [g for g, _ in pairs], [v for _, v in pairs]),
+                                 weights, lambda v: [v.value], grads_finite)
+        return captured["ok"][2]
 
-    def merged(distribution, sq, verdict, all_grads, pairs, grads):
+    def merged(distribution, sq, all_grads, pairs, grads):
         """In the cross-replica merge, once per step: the replicas' verdicts and squares combined,
         the update run on every replica or on none. `all_grads`: each replica's gradients (PerReplica);
         `pairs` and `grads` (with a gradient) give the weights, the same on every replica."""
         weights = [v for _, v in grads]
         all_vars = [v for _, v in pairs]
         local_sq = distribution.experimental_local_results(sq)
-        local_verdicts = distribution.experimental_local_results(verdict)
         with paused_current():
-            per_replica = tf.stack([tf.reduce_all(v) for v in local_verdicts])
-            verdict_all = tf.reduce_all(tf.stack(local_verdicts), axis=0)
+            per_replica = tf.stack([tf.math.is_finite(tf.reduce_sum(s)) for s in local_sq])
             # the replicas' gradient norms summed, per variable: the applied (summed) gradient's norm
             # when the replicas' gradients point the same way, an upper bound of it otherwise
             norm = tf.add_n([tf.sqrt(2.0 * s) for s in local_sq])
             captured["sq"] = 0.5 * tf.square(norm)
         captured["pairs"].extend(grads)
 
+        def grads_finite():
+            local = [distribution.experimental_local_results(g) for g in all_grads if g is not None]
+            return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(_dense(part)))
+                                           for parts in local for part in parts]))
+
         def run_update():
             distribution.extended.call_for_each_replica(original, args=(optimizer, all_grads, all_vars))
-        written = guarded(tf.reduce_all(per_replica), run_update, weights,
-                          lambda v: distribution.experimental_local_results(v.value))
+        flags = guarded(tf.reduce_all(per_replica), run_update, weights,
+                        lambda v: distribution.experimental_local_results(v.value), grads_finite)
         with paused_current():
             # [gradients finite, squares finite, written finite, each replica's own verdict...]
-            captured["ok"] = tf.concat([verdict_all, tf.reshape(written, [1]), per_replica], axis=0)
-        return written
+            captured["ok"] = tf.concat([flags, per_replica], axis=0)
+        return flags[2]
 
     cls.apply = apply
     try:
