@@ -12,8 +12,27 @@ training step: each call is a step record. A function traced before the cell is 
 
 from __future__ import annotations
 
+import weakref
+
 from . import distributed
 from .state_guard import StateGuard
+
+
+# Across watches, per traced function (weakly held): what its variables and check are, while it is not
+# retraced (tracing our check costs more than a short run's steps), and whether it applies gradients
+# (a function traced in an earlier watch is not traced again: its applies are not seen again).
+_KNOWN: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_TRAINING_STEPS: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def _store(fn, known, step=False) -> None:
+    try:
+        if known is not None:
+            _KNOWN[fn] = known
+        if step:
+            _TRAINING_STEPS.add(fn)
+    except TypeError:      # not weakly referenceable: known for this watch only
+        pass
 
 
 class _Found(Exception):
@@ -86,16 +105,28 @@ class FunctionPatch:
         import tensorflow as tf
         from . import stats
         applied = self.state.traced_applies
+        known = self._state_of.get(id(fn))
+        # the step's variables known and not retraced since: the check runs in the same call as the step
+        guard = known[3] if known is not None and known[0] == fn.experimental_get_tracing_count() else None
+        fused = None
         with self.probe.detached():
-            result = original(fn, *args, **kwargs)
-        if self.state.traced_applies > applied:
+            if guard is not None and guard.fused:
+                fused = guard.call(args, kwargs)
+            if fused is None:
+                result = original(fn, *args, **kwargs)
+        result, state_ok, values = fused if fused is not None else (result, None, None)
+        if self.state.traced_applies > applied or fn in _TRAINING_STEPS:
             self._steps.add(id(fn))
+            _store(fn, None, step=True)
         if id(fn) in self._steps:
             self.events.mode_decided("fast")
         variables = self._state_variables(fn, args, kwargs)
-        guard = self._state_of[id(fn)][3]
+        if self._state_of[id(fn)][3] is not guard:   # first call, or retraced in this call: its own check
+            guard = self._state_of[id(fn)][3]
+            state_ok = None
         with self.probe.paused():
-            state_ok, values = guard.read()     # one traced call: the all-finite flag and a snapshot
+            if state_ok is None:
+                state_ok, values = guard.read()     # one traced call: the all-finite flag and a snapshot
             outputs = [stats.to_numpy(t) for t in tf.nest.flatten(result)
                        if getattr(getattr(t, "dtype", None), "is_floating", False)]
         bad_state = not state_ok
@@ -125,12 +156,16 @@ class FunctionPatch:
         count = fn.experimental_get_tracing_count()
         known = self._state_of.get(id(fn))
         if known is None or known[0] != count:
-            concrete = _concrete(fn, args, kwargs)
-            variables = [v for v in getattr(concrete, "variables", []) if _is_keras_state(v)]
-            self.probe.eager.register_state(variables)
-            with self.probe.paused():          # our own traced check: neither instrumented nor checked
-                guard = StateGuard(variables)
-            known = self._state_of[id(fn)] = (count, variables, _has_collectives(concrete), guard)
+            known = _KNOWN.get(fn)             # from an earlier watch of the same traced function
+            if known is None or known[0] != count:
+                concrete = _concrete(fn, args, kwargs)
+                variables = [v for v in getattr(concrete, "variables", []) if _is_keras_state(v)]
+                with self.probe.paused():          # our own traced check: neither instrumented nor checked
+                    guard = StateGuard(variables, step=fn if concrete is not None else None)
+                known = (count, variables, _has_collectives(concrete), guard)
+                _store(fn, known)
+            self.probe.eager.register_state(known[1])
+            self._state_of[id(fn)] = known
         return known[1]
 
     def _harm_seen(self, fn, args, kwargs, variables, before, reason, group=None, held=None, hold=False):
