@@ -16,7 +16,7 @@ import weakref
 
 import numpy as np
 
-from . import readback, stats, step_failure
+from . import model_facts, readback, stats, step_failure
 from .sentinel import SQUARES_OVERFLOW, capturing_gradients, replica_verdicts, replicas_to_replay, verdict_reason
 from .batches import bad_batch_detection, numpy_structure, pipeline_data_error
 from .frames import resolve
@@ -137,6 +137,10 @@ class StepRunner:
             fn, flavour = self.plain_function(model, kind), "plain"
         elif flavour == "exact":
             self._check_batch(data)
+        # an exact step stopped by a check may have run the optimizer's step count already (it does not
+        # wait for the gradients): read before, put back after a stop
+        iterations = model_facts.iterations(model.optimizer) if flavour == "exact" and kind == "train" \
+            and getattr(model, "optimizer", None) is not None else None
         try:
             if flavour == "exact":
                 with self.probe.graph_only():
@@ -147,6 +151,7 @@ class StepRunner:
             detection = self.probe.detection_from_error(exc)
             if detection is None:
                 raise
+            model_facts.put_back_iterations(model.optimizer, iterations)
             failure = step_failure.graph_failure(model, kind, data, step, detection, self.probe, self.options.replay)
             self.events.step_failed(failure)   # raises NonFiniteFound when stopping
             if failure.benign:

@@ -142,6 +142,16 @@ def iterations(optimizer) -> int | None:
     return int(value) if value is not None else None
 
 
+def put_back_iterations(optimizer, value) -> None:
+    """Set the optimizer's update count back to `value` (a step stopped before its update may have
+    counted itself already); nothing when `value` is None or the count is unchanged."""
+    if value is None or iterations(optimizer) == value:
+        return
+    target = getattr(optimizer, "inner_optimizer", None) or optimizer
+    counter = getattr(target, "_iterations", None) if hasattr(target, "_iterations") else getattr(target, "iterations", None)
+    counter.assign(value)
+
+
 def current_learning_rate(optimizer) -> float | None:
     """The rate the next update uses (a schedule evaluated at the current iteration, a callback's value)."""
     target = getattr(optimizer, "inner_optimizer", None) or optimizer

@@ -101,6 +101,8 @@ def test_mirrored_strategy_names_the_replica():
         assert first["replica"] == 1 and first["device"].endswith("CPU:1"), (mode, first)
         assert first["counts"]["nan"] == 16, (mode, first)   # replayed on replica 1's shard
         assert run["copies"] == 2 and run["state_finite"] and run["copies_agree"], (mode, run)
+        if mode != "evaluate":   # step 1 stopped: counted on no replica (exact mode's check does not stop the count)
+            assert run["iterations"] == 1, (mode, run["iterations"])
     auto = out["auto"]
     assert auto["report"]["mode"] == out["evaluate"]["report"]["mode"] == "fast", auto["report"]["mode"]
     assert not any("fast mode cannot serve" in n for n in auto["report"]["run"]["notes"])
