@@ -98,11 +98,26 @@ def batch_arrays(data) -> list:
             continue
         flat = tf.nest.flatten(part)
         for i, tensor in enumerate(flat):
+            tensor = _whole_batch(tensor)
             if not _is_float(getattr(tensor, "dtype", None)):
                 continue
             name = role if len(flat) == 1 else f"{role}[{i}]"
             out.append((name, stats.to_numpy(tensor)))
     return out
+
+
+def _whole_batch(value):
+    """A strategy's per-replica batch (each local replica's shard, in replica order: how Keras and
+    `experimental_distribute_dataset` split a global batch) as one array; any other value as it is."""
+    parts = getattr(value, "values", None)
+    if not isinstance(parts, tuple) or not parts or not all(hasattr(p, "numpy") for p in parts):
+        return value
+    arrays = [np.asarray(p.numpy()) for p in parts]
+    if len(arrays) == 1:
+        return arrays[0]
+    if any(a.ndim == 0 for a in arrays) or len({a.shape[1:] for a in arrays}) != 1:
+        return value
+    return np.concatenate(arrays, axis=0)
 
 
 def match_rows(batch_rows: np.ndarray, user_array) -> list:
@@ -131,7 +146,7 @@ def numpy_structure(data):
     """A batch (nested tensors) as numpy arrays, for `report.bad_batch`."""
     try:
         import tensorflow as tf
-        return tf.nest.map_structure(lambda t: stats.to_numpy(t) if hasattr(t, "numpy") else t, data)
+        return tf.nest.map_structure(lambda t: _whole_batch(t) if not hasattr(t, "numpy") else stats.to_numpy(t), data)
     except Exception:
         return data
 

@@ -57,6 +57,31 @@ def mirrored():
     return out
 
 
+MIRRORED_DATA = '''
+import numpy as np, tensorflow as tf, keras
+keras.utils.set_random_seed(0)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+X = np.random.rand(128, 4).astype("float32"); X[90, 2] = np.nan   # batch 2, in replica 1's half
+y = np.random.rand(128, 1).astype("float32")
+with strategy.scope():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+model.fit(X, y, batch_size=32, epochs=1, verbose=0, shuffle=False)
+'''
+
+
+def mirrored_data():
+    """MirroredStrategy over two logical CPU devices, a NaN in the user's x: the data is the origin."""
+    _two_logical_cpus()
+    import nanwatch
+    ip = _shell()
+    out = {}
+    for mode in ("fast", "exact"):
+        result = ip.run_cell(f"%%nanwatch --no-panel --mode {mode}\n" + MIRRORED_DATA)
+        out[mode] = {"ok": result.error_in_exec is None, "report": nanwatch.last_report().to_dict()}
+    return out
+
+
 def mirrored_one_device():
     """MirroredStrategy over one device: one replica, but its optimizer still merges to update."""
     import nanwatch

@@ -109,6 +109,20 @@ def test_mirrored_strategy_names_the_replica():
     assert auto["report"]["first_nonfinite"]["step"] == 1 and auto["iterations"] == 1, auto   # step 1 applied on no replica
 
 
+def test_mirrored_strategy_nan_in_the_data_is_reported_with_the_rows_of_the_users_array():
+    """Under a strategy the batch reaches the step split into the replicas' shards: checked whole
+    (the shards in replica order), the NaN is the data's, at its row of the global batch and of x."""
+    out = isolated("mirrored_data")
+    for mode, run in out.items():
+        first = run["report"]["first_nonfinite"]
+        assert run["ok"], mode
+        assert (first["phase"], first["layer"], first["step"]) == ("input", None, 2), (mode, first)
+        assert first["data"]["source"] == "x" and first["data"]["batch"] == 2, (mode, first["data"])
+        assert first["data"]["rows"] == [26] and first["data"]["array_rows"] == [90], (mode, first["data"])
+        assert first["source"]["code"].startswith("model.fit("), (mode, first["source"])
+        assert run["report"]["diagnosis"][0]["cause"] == "nan_in_input", (mode, run["report"]["diagnosis"])
+
+
 def test_mirrored_strategy_on_one_device_runs_fast():
     """One replica, but Keras's update still goes through the strategy's merge: the sentinel's cond
     must be taken in the merge there too (in the replica's context TensorFlow refuses it)."""
