@@ -56,3 +56,61 @@ def test_a_step_watched_again_is_a_step_and_a_late_nan_is_found_with_the_weights
     assert all(np.isfinite(w).all() for w in model.get_weights())
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))   # the harmful update undone
     assert int(optimizer.iterations.numpy()) == iterations
+
+
+def _body(model, optimizer, x, y):
+    import tensorflow as tf
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    return loss
+
+
+def _idioms():
+    """How people write a custom step: (name, build(model, optimizer) -> step, call(step, x, y))."""
+    import tensorflow as tf
+
+    class Trainer(tf.Module):
+        def __init__(self, model, optimizer):
+            self.model, self.optimizer = model, optimizer
+
+        @tf.function
+        def step(self, x, y):
+            return _body(self.model, self.optimizer, x, y)
+
+    specs = [tf.TensorSpec([None, 4]), tf.TensorSpec([None, 1])]
+    return [
+        ("input_signature", lambda m, o: tf.function(lambda x, y: _body(m, o, x, y), input_signature=specs),
+         lambda s, x, y: s(x, y)),
+        ("jit_compile", lambda m, o: tf.function(lambda x, y: _body(m, o, x, y), jit_compile=True),
+         lambda s, x, y: s(x, y)),
+        ("keywords and a Python argument", lambda m, o: tf.function(lambda x, y, scale=1.0: _body(m, o, x * scale, y)),
+         lambda s, x, y: s(x=x, y=y, scale=1.0)),
+        ("a dict returned", lambda m, o: tf.function(lambda x, y: {"loss": _body(m, o, x, y), "n": tf.shape(x)[0]}),
+         lambda s, x, y: s(x, y)),
+        ("numpy arguments", lambda m, o: tf.function(lambda x, y: _body(m, o, x, y)),
+         lambda s, x, y: s(np.asarray(x), np.asarray(y))),
+        ("a method", lambda m, o: Trainer(m, o), lambda s, x, y: s.step(x, y)),
+        ("nothing returned", lambda m, o: tf.function(lambda x, y: (_body(m, o, x, y), None)[1]),
+         lambda s, x, y: s(x, y)),
+    ]
+
+
+def test_custom_step_idioms_are_healthy_when_healthy_and_stop_at_the_nan_with_the_weights_finite():
+    import keras
+    for name, build, call in _idioms():
+        for bad in (None, 6):
+            keras.utils.set_random_seed(0)
+            model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+            step = build(model, keras.optimizers.Adam(1e-2))
+            with nanwatch.watch(panel=False, figures=False) as report:
+                for x, y in _data(bad_batch=bad)[:10]:
+                    call(step, x, y)
+            first = report.to_dict().get("first_nonfinite") or {}
+            if bad is None:
+                assert report.status == "healthy", (name, first)
+            else:
+                assert report.status == "nonfinite" and first.get("step") == 6, (name, report.status, first)
+                assert first.get("phase") == "input", (name, first)
+            assert all(np.isfinite(w).all() for w in model.get_weights()), name
