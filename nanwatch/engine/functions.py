@@ -15,7 +15,7 @@ from __future__ import annotations
 import weakref
 
 from . import distributed
-from .state_guard import StateGuard
+from .state_guard import StateGuard, draws_from_iterator, replaying
 
 
 # Across watches, per traced function (weakly held): what its variables and check are, while it is not
@@ -48,7 +48,7 @@ class FunctionPatch:
         self.state = state                 # KerasStatePatch: counts gradients applied while tracing
         self.fast = fast                   # fast mode: no per-op checks in the graph, sinks checked per call
         self._state_of: dict = {}          # id(fn) -> (tracing count, the Keras state variables it captures)
-        self._before: dict = {}            # id(fn) -> snapshot of those variables after its last call
+        self._before: dict = {}            # id(fn) -> (its check, snapshot of its variables after its last call)
         self._saved = None
         self._steps: set = set()           # ids of functions that are training steps
 
@@ -105,16 +105,20 @@ class FunctionPatch:
         import tensorflow as tf
         from . import stats
         applied = self.state.traced_applies
-        known = self._state_of.get(id(fn))
-        # the step's variables known and not retraced since: the check runs in the same call as the step
-        guard = known[3] if known is not None and known[0] == fn.experimental_get_tracing_count() else None
+        with self.probe.detached():      # a new step is traced here, with no checks in it
+            self._state_variables(fn, args, kwargs)
+        guard = self._state_of[id(fn)][3]
+        if self._before.get(id(fn), (None,))[0] is not guard:
+            with self.probe.paused():    # its first call here (or retraced): the state before it, to put back
+                self._before[id(fn)] = (guard, guard.read()[1])
         fused = None
+        # the check runs in the same call as the step
         with self.probe.detached():
             if guard is not None and guard.fused:
                 fused = guard.call(args, kwargs)
             if fused is None:
                 result = original(fn, *args, **kwargs)
-        result, state_ok, values = fused if fused is not None else (result, None, None)
+        result, state_ok, values, drawn = fused if fused is not None else (result, None, None, None)
         if self.state.traced_applies > applied or fn in _TRAINING_STEPS:
             self._steps.add(id(fn))
             _store(fn, None, step=True)
@@ -140,14 +144,16 @@ class FunctionPatch:
                 and not (bad_state or bad_output):
             bad_output = "another worker"    # harm elsewhere (or earlier, held): every worker stops at this call
         if bad_state or bad_output:
-            before = self._before.get(id(fn))
+            before = self._before.get(id(fn), (None, None))
+            before = before[1] if before[0] is guard else None
             self._harm_seen(fn, args, kwargs, variables, before,
                             "non-finite weights or slots after the call" if bad_state else
                             "a non-finite output on another worker" if bad_output == "another worker" else
-                            "a non-finite output", group, held, hold=cluster is not None and group is None)
+                            "a non-finite output", group, held, hold=cluster is not None and group is None,
+                            drawn=drawn)
             with self.probe.paused():
                 values = guard.read()[1]
-        self._before[id(fn)] = values
+        self._before[id(fn)] = (guard, values)
         if id(fn) in self._steps:
             self.events.tape_step(_loss_of(result), None)
         return result
@@ -155,20 +161,21 @@ class FunctionPatch:
     def _state_variables(self, fn, args, kwargs) -> list:
         count = fn.experimental_get_tracing_count()
         known = self._state_of.get(id(fn))
-        if known is None or known[0] != count:
+        if known is None or known[0] != count or not known[3].serves(fn):
             known = _KNOWN.get(fn)             # from an earlier watch of the same traced function
-            if known is None or known[0] != count:
+            if known is None or known[0] != count or not known[3].serves(fn):
                 concrete = _concrete(fn, args, kwargs)
+                count = fn.experimental_get_tracing_count()   # traced just now if it was new
                 variables = [v for v in getattr(concrete, "variables", []) if _is_keras_state(v)]
                 with self.probe.paused():          # our own traced check: neither instrumented nor checked
-                    guard = StateGuard(variables, step=fn if concrete is not None else None)
+                    guard = StateGuard(variables, step=fn, fuse=concrete is not None)
                 known = (count, variables, _has_collectives(concrete), guard)
                 _store(fn, known)
             self.probe.eager.register_state(known[1])
             self._state_of[id(fn)] = known
         return known[1]
 
-    def _harm_seen(self, fn, args, kwargs, variables, before, reason, group=None, held=None, hold=False):
+    def _harm_seen(self, fn, args, kwargs, variables, before, reason, group=None, held=None, hold=False, drawn=None):
         from .replay import restored
         if before is not None and len(before) == len(variables):
             with self.probe.paused():
@@ -176,15 +183,19 @@ class FunctionPatch:
                     var.assign(value)        # the call's update is not kept: the weights as before it
         replica: dict = {}
         found: list = []
-        draws = _draws_from_iterator(args, kwargs)
+        draws = draws_from_iterator(args, kwargs)
+        if draws and drawn:
+            args, kwargs = replaying(args, kwargs, drawn)   # the batches the call drew, given again
+            draws = False
         if held is not None:
             found = [held]                   # made on this worker before this call: the origin is known
             self.events.note(f"found on this worker between calls of tf.function '{fn.__name__}'; every worker "
                              "stopped at its next call.")
         elif draws:
-            self.events.note(f"tf.function '{fn.__name__}' draws its batch from an iterator inside the call: that "
-                             "batch is gone, so the call was not replayed. Pass the batch as the argument (`for "
-                             f"batch in dataset: {fn.__name__}(batch)`) to have the op or the data rows named.")
+            self.events.note(f"tf.function '{fn.__name__}' draws its batch from an iterator inside the call, and the "
+                             "batch this call drew was not kept (its first watched call, or drawn inside a graph "
+                             "loop), so the call was not replayed. Pass the batch as the argument (`for batch in "
+                             f"dataset: {fn.__name__}(batch)`) to have the op or the data rows named.")
         else:
             with restored(variables, self.probe), distributed.local_strategy(replica), \
                     self.probe.capturing(_Found) as found:
@@ -222,11 +233,6 @@ class FunctionPatch:
         for tensor in tf.nest.flatten(result):
             if getattr(getattr(tensor, "dtype", None), "is_floating", False):
                 self.probe.eager.sink(tensor, frame)
-
-
-def _draws_from_iterator(args, kwargs) -> bool:
-    """Does the call take an iterator it draws its batch from (`train_step(iterator)`, `next` inside)?"""
-    return any(hasattr(a, "get_next") and hasattr(a, "__next__") for a in list(args) + list(kwargs.values()))
 
 
 def _concrete(fn, args, kwargs):

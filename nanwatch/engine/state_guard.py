@@ -10,16 +10,21 @@ crosses to the host per call, and the snapshot puts the state back when a later 
 Once the step's variables are known (after its first watched call), the check runs inside the same
 call as the step (`call`): a function of ours calls the user's traced step and then checks, so a step
 costs one function call, not two (a second eager call of a small function costs ~0.2-0.4 ms, a third
-of a small MLP's step).
+of a small MLP's step). A step that draws its batch from an iterator it is given (`train_step(iterator)`,
+the form of TensorFlow's multi-worker guide) has its body traced in our function with the iterator
+wrapped (`Drawn`): the batches it draws come back with the result, so a harmful call can be replayed
+on them (`Replayed`).
 """
 
 from __future__ import annotations
+
+import weakref
 
 
 class StateGuard:
     """The all-finite flag and a snapshot of a fixed list of variables, from one traced call."""
 
-    def __init__(self, variables: list, step=None):
+    def __init__(self, variables: list, step=None, fuse: bool = True):
         import tensorflow as tf
         self.variables = list(variables)
         checked = [v for v in self.variables if v.dtype.is_floating]
@@ -33,14 +38,32 @@ class StateGuard:
         traced._nanwatch_own = True     # engine/functions.py leaves our own functions alone
         # called as a concrete function: no argument dispatch on every step (it takes none)
         self._concrete = traced.get_concrete_function()
-        self._fused = None
-        if step is not None:
+        self._fused = self._drawing = None
+        self.draws_complete = False      # the last traced drawing call kept every batch its step drew
+        # the step is held weakly: this guard is kept per step across watches (engine/functions.py), and
+        # must not keep the step (or the object whose method it is) alive
+        self._step = weakref.ref(step) if step is not None else lambda: None
+        step_of = self._step
+        if step is not None and fuse:
             def step_then_check(*args, **kwargs):
                 # the reads come after the step's writes: automatic control dependencies order the
                 # ops on each variable as the code orders them
-                return step(*args, **kwargs), check_and_snapshot()
+                return step_of()(*args, **kwargs), check_and_snapshot()
             self._fused = tf.function(step_then_check, autograph=False)
             self._fused._nanwatch_own = True
+            if getattr(step, "python_function", None) is not None:
+                def draw_step_then_check(*args, **kwargs):
+                    kept: list = []
+                    args, kwargs = _wrapped(args, kwargs, lambda it: Drawn(it, kept))
+                    # the step's own body, traced here (autograph on)
+                    result = step_of().python_function(*args, **kwargs)
+                    graph = tf.compat.v1.get_default_graph()
+                    # a batch drawn inside a loop of the graph cannot leave it: then none is returned
+                    self.draws_complete = all(getattr(t, "graph", graph) is graph
+                                              for t in tf.nest.flatten(kept, expand_composites=True))
+                    return result, check_and_snapshot(), kept if self.draws_complete else []
+                self._drawing = tf.function(draw_step_then_check, autograph=True)
+                self._drawing._nanwatch_own = True
 
     def read(self) -> tuple:
         """(all finite?, snapshot of the values)."""
@@ -48,15 +71,25 @@ class StateGuard:
         return bool(ok.numpy()), values
 
     def call(self, args, kwargs) -> tuple:
-        """The step called on `args` and checked after it, in one call: (its result, all finite?, snapshot).
+        """The step called on `args` and checked after it, in one call: (its result, all finite?, snapshot,
+        the batches it drew from an iterator argument, or None).
         None when the arguments cannot be passed through a function of ours (then never again: the
         caller calls the step and `read`s)."""
+        drawn = None
         try:
-            result, (ok, values) = self._fused(*args, **kwargs)
+            if self._drawing is not None and draws_from_iterator(args, kwargs):
+                result, (ok, values), drawn = self._drawing(*args, **kwargs)
+                drawn = drawn if self.draws_complete else None
+            else:
+                result, (ok, values) = self._fused(*args, **kwargs)
         except (TypeError, ValueError):   # raised while tracing ours, before anything ran
-            self._fused = None
+            self._fused = self._drawing = None
             return None
-        return result, bool(ok.numpy()), values
+        return result, bool(ok.numpy()), values, drawn
+
+    def serves(self, step) -> bool:
+        """Is this the check made for `step` (not for another function that had the same id)?"""
+        return self._step() is step
 
     @property
     def fused(self) -> bool:
@@ -66,3 +99,67 @@ class StateGuard:
         """Put the variables back to a snapshot."""
         for var, value in zip(self.variables, values):
             var.assign(value)
+
+
+def draws_from_iterator(args, kwargs) -> bool:
+    """Does the call take an iterator it draws its batch from (`train_step(iterator)`, `next` inside)?"""
+    return any(_is_iterator(a) for a in list(args) + list(kwargs.values()))
+
+
+def _is_iterator(value) -> bool:
+    return hasattr(value, "get_next") and hasattr(value, "__next__")
+
+
+def _wrapped(args, kwargs, wrap) -> tuple:
+    """The call's arguments with every iterator wrapped."""
+    return ([wrap(a) if _is_iterator(a) else a for a in args],
+            {k: wrap(v) if _is_iterator(v) else v for k, v in kwargs.items()})
+
+
+class Drawn:
+    """An iterator as the user's step sees it inside our trace: each batch it draws is kept."""
+
+    def __init__(self, iterator, kept: list):
+        self._iterator, self._kept = iterator, kept
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        batch = next(self._iterator)
+        self._kept.append(batch)
+        return batch
+
+    def get_next(self, *args, **kwargs):
+        batch = self._iterator.get_next(*args, **kwargs)
+        self._kept.append(batch)
+        return batch
+
+    def __getattr__(self, name):
+        return getattr(self._iterator, name)
+
+
+class Replayed:
+    """An iterator that gives again the batches a call drew, in order (for the eager replay of that call)."""
+
+    def __init__(self, iterator, batches: list):
+        self._iterator, self._batches = iterator, list(batches)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if not self._batches:
+            raise StopIteration
+        return self._batches.pop(0)
+
+    def get_next(self, *args, **kwargs):
+        return next(self)
+
+    def __getattr__(self, name):
+        return getattr(self._iterator, name)
+
+
+def replaying(args, kwargs, batches) -> tuple:
+    """The call's arguments with its iterator replaced by the batches it drew."""
+    return _wrapped(args, kwargs, lambda it: Replayed(it, batches))

@@ -2,6 +2,7 @@
 call as the step (engine/state_guard.py), and what was learnt of the step is kept across watches."""
 
 import numpy as np
+import pytest
 
 import nanwatch
 
@@ -114,3 +115,36 @@ def test_custom_step_idioms_are_healthy_when_healthy_and_stop_at_the_nan_with_th
                 assert report.status == "nonfinite" and first.get("step") == 6, (name, report.status, first)
                 assert first.get("phase") == "input", (name, first)
             assert all(np.isfinite(w).all() for w in model.get_weights()), name
+
+
+@pytest.mark.parametrize("bad_batch", [6, 0])
+def test_a_step_that_draws_from_an_iterator_is_replayed_on_the_batch_it_drew(bad_batch):
+    """`train_step(iterator)` with `next(iterator)` inside: the batch is drawn in the graph. The batches
+    it draws come back with its result, so the harmful call, the first one too, is replayed on its own
+    batch: the data named with its row and column, the update put back."""
+    import tensorflow as tf
+    model, _, _ = _loop()
+    optimizer = __import__("keras").optimizers.Adam(1e-2)
+    x = np.concatenate([b[0] for b in _data(bad_batch=bad_batch)])
+    y = np.concatenate([b[1] for b in _data()])
+    iterator = iter(tf.data.Dataset.from_tensor_slices((x, y)).batch(16))
+
+    @tf.function
+    def train_step(batches):
+        features, target = next(batches)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(model(features, training=True) - target))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    with nanwatch.watch(panel=False, figures=False) as report:
+        for _ in range(10):
+            train_step(iterator)
+    first = report.to_dict()["first_nonfinite"]
+    notes = report.to_dict()["run"]["notes"]
+    assert report.status == "nonfinite" and first["step"] == bad_batch, first
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+    assert (first["context"], first["phase"]) == ("data", "input"), first
+    assert first["data"]["rows"] == [3] and first["data"]["columns"] == [1], first["data"]
+    assert not any("draws its batch from an iterator" in n for n in notes), notes

@@ -122,8 +122,8 @@ def test_cluster_healthy_exact_and_one_workers_output(tmp_path):
     """One process per worker, six watched runs each (`nanwatch.watch()`): healthy, worker 0 also calling a
     tf.function of its own after each step (the weights equal the unwatched run's from the same start, on both
     workers); `mode="exact"` on the NaN (fast mode with a note, no hang); a NaN in worker 1's returned loss
-    only, gradients finite: worker 0 stops at the same call; the guide's `train_step(iterator)` form (no
-    replay, both stop); a NaN found on worker 1 outside the step (an eager model call, then a tf.function
+    only, gradients finite: worker 0 stops at the same call; the guide's `train_step(iterator)` form (the
+    batch the call drew is replayed: found on worker 1, both stop); a NaN found on worker 1 outside the step (an eager model call, then a tf.function
     of worker 1's own): held until the next step call, where both stop."""
     commands = [[sys.executable, SCRIPT, "--sequence", "--out", "."] for _ in range(2)]
     results = _cluster(commands, tmp_path)
@@ -152,9 +152,12 @@ def test_cluster_healthy_exact_and_one_workers_output(tmp_path):
         assert first["source"]["code"].strip().startswith("return loss + tf.stop_gradient(tf.math.log(")
         assert steps["output", t] == 6
 
-        drawn = reports[t]["iterator"]    # train_step(iterator): the batch is gone, no replay, still both stop
-        assert drawn["status"] == "nonfinite" and drawn["first_nonfinite"]["step"] == 6
-        assert any("draws its batch from an iterator" in n for n in drawn["run"]["notes"])
+        drawn = reports[t]["iterator"]    # train_step(iterator): the batch the call drew is replayed
+        first = drawn["first_nonfinite"]
+        assert drawn["status"] == "nonfinite" and first["step"] == 6
+        assert (first["context"], first["phase"], first["task"], first["replica"]) == ("data", "input", 1, 1), first
+        assert first["data"]["rows"] == [4] and first["data"]["columns"] == [2], first["data"]
+        assert not any("draws its batch from an iterator" in n for n in drawn["run"]["notes"])
         assert steps["iterator", t] == 6
 
         for name in ("eager", "local"):  # found on worker 1 between steps: held, both stop at step 6's call
@@ -181,7 +184,9 @@ def test_mirrored_strategy_custom_loop_same_path(tmp_path):
     assert first["data"]["rows"] == [4] and first["data"]["columns"] == [2]
     first = reports["output"]["first_nonfinite"]
     assert (first["op_type"], first["step"], first["replica"]) == ("Log", 3, 1), first
-    assert reports["iterator"]["first_nonfinite"]["step"] == 3
+    drawn = reports["iterator"]["first_nonfinite"]    # the batch the call drew, replayed replica by replica
+    assert (drawn["context"], drawn["step"], drawn["replica"]) == ("data", 3, 1), drawn
+    assert drawn["data"]["rows"] == [4] and drawn["data"]["columns"] == [2]
     for name in ("eager", "local"):
         assert (reports[name]["first_nonfinite"]["context"], reports[name]["first_nonfinite"]["step"]) == ("data", 6)
     for name in ("exact", "output", "iterator"):
