@@ -148,3 +148,18 @@ def test_a_step_that_draws_from_an_iterator_is_replayed_on_the_batch_it_drew(bad
     assert (first["context"], first["phase"]) == ("data", "input"), first
     assert first["data"]["rows"] == [3] and first["data"]["columns"] == [1], first["data"]
     assert not any("draws its batch from an iterator" in n for n in notes), notes
+
+
+def test_what_is_kept_of_a_step_across_watches_does_not_keep_it_or_its_model_alive():
+    import gc
+    import weakref
+
+    model, _, train_step = _loop()
+    with nanwatch.watch(panel=False, figures=False) as report:
+        for x, y in _data()[:3]:
+            train_step(x, y)
+    assert report.status == "healthy"
+    gone_step, gone_model = weakref.ref(train_step), weakref.ref(model)
+    del model, train_step
+    gc.collect()
+    assert gone_step() is None and gone_model() is None
