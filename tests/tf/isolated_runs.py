@@ -41,19 +41,12 @@ def _two_logical_cpus():
 def mirrored():
     """MirroredStrategy over two logical CPU devices."""
     _two_logical_cpus()
-    import nanwatch
     ip = _shell()
-    out = {}
-    for mode in ("auto", "exact"):
-        result = ip.run_cell(f"%%nanwatch --no-panel --mode {mode}\n" + MIRRORED)
-        out[mode] = {"ok": result.error_in_exec is None, "report": nanwatch.last_report().to_dict(),
-                     **_replica_state(ip.user_ns["model"])}
+    out = {mode: _watched(ip, MIRRORED, mode) for mode in ("auto", "exact")}
     # evaluate (no gradients, no update): the replica is told by each replica's own logs; the metric
     # state the graph step already made NaN must not be mistaken for the origin in the other's replay
     ip.run_cell(MIRRORED.replace("model.fit(X, y,", "model.fit(np.abs(X), y,"))
-    result = ip.run_cell("%%nanwatch --no-panel\nmodel.evaluate(X, y, batch_size=32, verbose=0)")
-    out["evaluate"] = {"ok": result.error_in_exec is None, "report": nanwatch.last_report().to_dict(),
-                       **_replica_state(ip.user_ns["model"])}
+    out["evaluate"] = _watched(ip, "model.evaluate(X, y, batch_size=32, verbose=0)")
     return out
 
 
@@ -73,22 +66,22 @@ model.fit(X, y, batch_size=32, epochs=1, verbose=0, shuffle=False)
 def mirrored_data():
     """MirroredStrategy over two logical CPU devices, a NaN in the user's x: the data is the origin."""
     _two_logical_cpus()
-    import nanwatch
     ip = _shell()
-    out = {}
-    for mode in ("fast", "exact"):
-        result = ip.run_cell(f"%%nanwatch --no-panel --mode {mode}\n" + MIRRORED_DATA)
-        out[mode] = {"ok": result.error_in_exec is None, "report": nanwatch.last_report().to_dict()}
-    return out
+    return {mode: _watched(ip, MIRRORED_DATA, mode, replicas=False) for mode in ("fast", "exact")}
 
 
 def mirrored_one_device():
     """MirroredStrategy over one device: one replica, but its optimizer still merges to update."""
+    return _watched(_shell(), MIRRORED.replace('["/cpu:0", "/cpu:1"]', '["/cpu:0"]'))
+
+
+def _watched(ip, cell, mode=None, replicas=True) -> dict:
+    """`cell` run under `%%nanwatch --no-panel` (in `mode`): whether it ran, its report and, with
+    `replicas`, the state of every replica's copy of the model (`_replica_state`)."""
     import nanwatch
-    ip = _shell()
-    result = ip.run_cell("%%nanwatch --no-panel\n" + MIRRORED.replace('["/cpu:0", "/cpu:1"]', '["/cpu:0"]'))
-    return {"ok": result.error_in_exec is None, "report": nanwatch.last_report().to_dict(),
-            **_replica_state(ip.user_ns["model"])}
+    result = ip.run_cell("%%nanwatch --no-panel" + (f" --mode {mode}" if mode else "") + "\n" + cell)
+    out = {"ok": result.error_in_exec is None, "report": nanwatch.last_report().to_dict()}
+    return dict(out, **_replica_state(ip.user_ns["model"])) if replicas else out
 
 
 def _replica_state(model):
@@ -121,15 +114,9 @@ model.fit(X, y, batch_size=32, epochs=1, verbose=0, shuffle=False)
 def mirrored_optimizer():
     """MirroredStrategy: an update that would write NaN into a weight (Adam, epsilon 0, a zero column)."""
     _two_logical_cpus()
-    import nanwatch
     ip = _shell()
-    out = {}
-    for mode in ("auto", "exact"):
-        result = ip.run_cell(f"%%nanwatch --no-panel --mode {mode}\n" + MIRRORED_OPTIMIZER)
-        # the watched cell stops at the NaN: its weights (every replica's copy), read here
-        out[mode] = {"ok": result.error_in_exec is None, "report": nanwatch.last_report().to_dict(),
-                     **_replica_state(ip.user_ns["model"])}
-    return out
+    # the watched cell stops at the NaN: its weights (every replica's copy), read after it
+    return {mode: _watched(ip, MIRRORED_OPTIMIZER, mode) for mode in ("auto", "exact")}
 
 
 DETERMINISTIC = '''
