@@ -134,11 +134,15 @@ def _takes_step(schedule) -> bool:
     return any(c.__name__ == "LearningRateSchedule" for c in type(schedule).__mro__)
 
 
+def _iteration_counter(optimizer):
+    """The variable that counts the optimizer's updates (a LossScaleOptimizer's inner one's)."""
+    target = getattr(optimizer, "inner_optimizer", None) or optimizer
+    return getattr(target, "_iterations", None) if hasattr(target, "_iterations") else getattr(target, "iterations", None)
+
+
 def iterations(optimizer) -> int | None:
     """The optimizer's update count now (the step its schedule is evaluated at)."""
-    target = getattr(optimizer, "inner_optimizer", None) or optimizer
-    value = stats.scalar(getattr(target, "_iterations", None) if hasattr(target, "_iterations")
-                         else getattr(target, "iterations", None))
+    value = stats.scalar(_iteration_counter(optimizer))
     return int(value) if value is not None else None
 
 
@@ -147,9 +151,7 @@ def put_back_iterations(optimizer, value) -> None:
     counted itself already); nothing when `value` is None or the count is unchanged."""
     if value is None or iterations(optimizer) == value:
         return
-    target = getattr(optimizer, "inner_optimizer", None) or optimizer
-    counter = getattr(target, "_iterations", None) if hasattr(target, "_iterations") else getattr(target, "iterations", None)
-    counter.assign(value)
+    _iteration_counter(optimizer).assign(value)
 
 
 def current_learning_rate(optimizer) -> float | None:
