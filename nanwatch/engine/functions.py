@@ -114,7 +114,7 @@ class FunctionPatch:
         fused = None
         # the check runs in the same call as the step
         with self.probe.detached():
-            if guard is not None and guard.fused:
+            if guard.fused:
                 fused = guard.call(args, kwargs)
             if fused is None:
                 result = original(fn, *args, **kwargs)
@@ -125,7 +125,7 @@ class FunctionPatch:
         if id(fn) in self._steps:
             self.events.mode_decided("fast")
         variables = self._state_variables(fn, args, kwargs)
-        if self._state_of[id(fn)][3] is not guard:   # first call, or retraced in this call: its own check
+        if self._state_of[id(fn)][3] is not guard:   # retraced in this call: its own check
             guard = self._state_of[id(fn)][3]
             state_ok = None
         with self.probe.paused():
@@ -193,9 +193,10 @@ class FunctionPatch:
                              "stopped at its next call.")
         elif draws:
             self.events.note(f"tf.function '{fn.__name__}' draws its batch from an iterator inside the call, and the "
-                             "batch this call drew was not kept (its first watched call, or drawn inside a graph "
-                             "loop), so the call was not replayed. Pass the batch as the argument (`for batch in "
-                             f"dataset: {fn.__name__}(batch)`) to have the op or the data rows named.")
+                             "batch this call drew was not kept (drawn inside a graph loop, or the step could not "
+                             "be traced in nanwatch's own function), so the call was not replayed. Pass the batch "
+                             f"as the argument (`for batch in dataset: {fn.__name__}(batch)`) to have the op or "
+                             "the data rows named.")
         else:
             with restored(variables, self.probe), distributed.local_strategy(replica), \
                     self.probe.capturing(_Found) as found:

@@ -7,8 +7,8 @@ variable to a single all-finite flag and returns a snapshot of the values (tenso
 variables' devices; reading a resource variable shares its buffer until the next write): one scalar
 crosses to the host per call, and the snapshot puts the state back when a later call turns out harmful.
 
-Once the step's variables are known (after its first watched call), the check runs inside the same
-call as the step (`call`): a function of ours calls the user's traced step and then checks, so a step
+The step is traced before its first watched call; from then on the check runs inside the same call
+as the step (`call`): a function of ours calls the user's traced step and then checks, so a step
 costs one function call, not two (a second eager call of a small function costs ~0.2-0.4 ms, a third
 of a small MLP's step). A step that draws its batch from an iterator it is given (`train_step(iterator)`,
 the form of TensorFlow's multi-worker guide) has its body traced in our function with the iterator
