@@ -51,6 +51,7 @@ class FunctionPatch:
         self._before: dict = {}            # id(fn) -> (its check, snapshot of its variables after its last call)
         self._saved = None
         self._steps: set = set()           # ids of functions that are training steps
+        self._agreeing: set = set()        # ids of steps whose workers agree inside the call (noted once)
 
     def install(self):
         from tensorflow.python.eager.polymorphic_function import polymorphic_function as pf
@@ -112,13 +113,27 @@ class FunctionPatch:
             with self.probe.paused():    # its first call here (or retraced): the state before it, to put back
                 self._before[id(fn)] = (guard, guard.read()[1])
         fused = None
+        cluster = distributed.cluster()
+        # only a function with collectives runs in lockstep on every worker: the verdict is agreed there; harm
+        # in a worker-local one (an evaluation on the chief alone) is held for the next agreement
+        group = cluster if cluster is not None and self._state_of[id(fn)][2] else None
+        in_step = group is not None and guard.agreeing
+        # found on this worker since the last call: agreed in the call (in_step) or after it
+        held = self.probe.take_held() if group is not None else None
         # the check runs in the same call as the step
         with self.probe.detached():
             if guard.fused:
-                fused = guard.call(args, kwargs)
+                fused = guard.call(args, kwargs, flag=held is not None)
             if fused is None:
                 result = original(fn, *args, **kwargs)
-        result, state_ok, values, drawn = fused if fused is not None else (result, None, None, None)
+        result, state_ok, values, drawn, others = fused if fused is not None else (result, None, None, None, False)
+        in_step = in_step and fused is not None
+        if in_step and id(fn) not in self._agreeing:
+            self._agreeing.add(id(fn))
+            self.events.note(f"tf.function '{fn.__name__}' runs on several workers and its outputs and the weights it "
+                             "writes come from their all-reduce (the same on every worker): a non-finite one is "
+                             "seen by every worker in the same call, so they do not agree on the verdict after "
+                             "each call; what one worker finds between calls is agreed inside the next call.")
         if self.state.traced_applies > applied or fn in _TRAINING_STEPS:
             self._steps.add(id(fn))
             _store(fn, None, step=True)
@@ -135,13 +150,11 @@ class FunctionPatch:
                        if getattr(getattr(t, "dtype", None), "is_floating", False)]
         bad_state = not state_ok
         bad_output = not all(stats.all_finite(a) for a in outputs)
-        cluster = distributed.cluster()
-        # only a function with collectives runs in lockstep on every worker: the verdict is agreed there; harm
-        # in a worker-local one (an evaluation on the chief alone) is held for the next agreement
-        group = cluster if cluster is not None and self._state_of[id(fn)][2] else None
-        held = self.probe.take_held() if group is not None else None   # found on this worker since the last call
-        if group is not None and group.any_harm(bad_state or bad_output or held is not None) \
-                and not (bad_state or bad_output):
+        # a step whose checked values are the same on every worker (in_step) saw what the others saw; what a
+        # worker held was agreed in the call. Otherwise the workers agree after the call.
+        harm_elsewhere = others if in_step else \
+            group is not None and group.any_harm(bad_state or bad_output or held is not None)
+        if harm_elsewhere and not (bad_state or bad_output):
             bad_output = "another worker"    # harm elsewhere (or earlier, held): every worker stops at this call
         if bad_state or bad_output:
             before = self._before.get(id(fn), (None, None))
@@ -167,9 +180,15 @@ class FunctionPatch:
                 concrete = _concrete(fn, args, kwargs)
                 count = fn.experimental_get_tracing_count()   # traced just now if it was new
                 variables = [v for v in getattr(concrete, "variables", []) if _is_keras_state(v)]
+                collective = _has_collectives(concrete)
+                group = distributed.cluster() if collective else None
+                # several workers and a step whose checked values are the same on all: no agreement after the
+                # call, only on what a worker found between calls, inside the call (engine/distributed.py)
+                agreement = group.in_step_agreement() if group is not None and concrete is not None \
+                    and distributed.same_on_every_worker(concrete) else None
                 with self.probe.paused():          # our own traced check: neither instrumented nor checked
-                    guard = StateGuard(variables, step=fn, fuse=concrete is not None)
-                known = (count, variables, _has_collectives(concrete), guard)
+                    guard = StateGuard(variables, step=fn, fuse=concrete is not None, agreement=agreement)
+                known = (count, variables, collective, guard)
                 _store(fn, known)
             self.probe.eager.register_state(known[1])
             self._state_of[id(fn)] = known

@@ -24,7 +24,7 @@ import weakref
 class StateGuard:
     """The all-finite flag and a snapshot of a fixed list of variables, from one traced call."""
 
-    def __init__(self, variables: list, step=None, fuse: bool = True):
+    def __init__(self, variables: list, step=None, fuse: bool = True, agreement=None):
         import tensorflow as tf
         self.variables = list(variables)
         checked = [v for v in self.variables if v.dtype.is_floating]
@@ -44,15 +44,22 @@ class StateGuard:
         # must not keep the step (or the object whose method it is) alive
         self._step = weakref.ref(step) if step is not None else lambda: None
         step_of = self._step
+        # several workers (engine/distributed.py): a flag of this worker's, agreed by all in the same call
+        self.agrees = agreement is not None and step is not None and fuse
+        self._flags = (tf.constant(0.0), tf.constant(1.0))
+
+        def agreed(flag):
+            return agreement(flag) if self.agrees else flag
+
         if step is not None and fuse:
-            def step_then_check(*args, **kwargs):
+            def step_then_check(flag, *args, **kwargs):
                 # the reads come after the step's writes: automatic control dependencies order the
-                # ops on each variable as the code orders them
-                return step_of()(*args, **kwargs), check_and_snapshot()
+                # ops on each variable as the code orders them; the flag's collective runs beside the step
+                return step_of()(*args, **kwargs), check_and_snapshot(), agreed(flag)
             self._fused = tf.function(step_then_check, autograph=False)
             self._fused._nanwatch_own = True
             if getattr(step, "python_function", None) is not None:
-                def draw_step_then_check(*args, **kwargs):
+                def draw_step_then_check(flag, *args, **kwargs):
                     kept: list = []
                     args, kwargs = _wrapped(args, kwargs, lambda it: Drawn(it, kept))
                     # the step's own body, traced here (autograph on)
@@ -61,7 +68,7 @@ class StateGuard:
                     # a batch drawn inside a loop of the graph cannot leave it: then none is returned
                     self.draws_complete = all(getattr(t, "graph", graph) is graph
                                               for t in tf.nest.flatten(kept, expand_composites=True))
-                    return result, check_and_snapshot(), kept if self.draws_complete else []
+                    return result, check_and_snapshot(), kept if self.draws_complete else [], agreed(flag)
                 self._drawing = tf.function(draw_step_then_check, autograph=True)
                 self._drawing._nanwatch_own = True
 
@@ -70,22 +77,25 @@ class StateGuard:
         ok, values = self._concrete()
         return bool(ok.numpy()), values
 
-    def call(self, args, kwargs) -> tuple:
+    def call(self, args, kwargs, flag: bool = False) -> tuple:
         """The step called on `args` and checked after it, in one call: (its result, all finite?, snapshot,
-        the batches it drew from an iterator argument, or None).
+        the batches it drew from an iterator argument or None, the workers' agreement on `flag`: did any
+        worker pass True? (`flag` itself when the guard does not agree)).
         None when the arguments cannot be passed through a function of ours (then never again: the
         caller calls the step and `read`s)."""
         drawn = None
+        flag_in = self._flags[bool(flag)]
         try:
             if self._drawing is not None and draws_from_iterator(args, kwargs):
-                result, (ok, values), drawn = self._drawing(*args, **kwargs)
+                result, (ok, values), drawn, agreed = self._drawing(flag_in, *args, **kwargs)
                 drawn = drawn if self.draws_complete else None
             else:
-                result, (ok, values) = self._fused(*args, **kwargs)
+                result, (ok, values), agreed = self._fused(flag_in, *args, **kwargs)
         except (TypeError, ValueError):   # raised while tracing ours, before anything ran
             self._fused = self._drawing = None
+            self.agrees = False
             return None
-        return result, bool(ok.numpy()), values, drawn
+        return result, bool(ok.numpy()), values, drawn, bool(agreed.numpy() > 0)
 
     def serves(self, step) -> bool:
         """Is this the check made for `step` (not for another function that had the same id)?"""
@@ -94,6 +104,11 @@ class StateGuard:
     @property
     def fused(self) -> bool:
         return self._fused is not None
+
+    @property
+    def agreeing(self) -> bool:
+        """Does each call agree, among the workers, on the flag it is given?"""
+        return self.agrees and self._fused is not None
 
     def restore(self, values) -> None:
         """Put the variables back to a snapshot."""

@@ -133,9 +133,15 @@ def test_cluster_healthy_exact_and_one_workers_output(tmp_path):
     weights = {(name, t): _weights(tmp_path / f"weights-{name}-{t}.npz")
                for name in RUNS for t in range(2)}
     steps = {(name, t): json.loads((tmp_path / f"steps-{name}-{t}.json").read_text()) for name in RUNS for t in range(2)}
+    in_call = "agree on the verdict after each call"
     for t in range(2):
         healthy = reports[t]["watched"]
         assert healthy["status"] == "healthy" and healthy["first_nonfinite"] is None
+        # the guide's step (loss reduced, gradients all-reduced) agrees inside the call; the step returning a
+        # worker's own loss does not, it agrees after the call
+        for name in ("watched", "eager", "local", "exact", "iterator"):
+            assert any(in_call in n for n in reports[t][name]["run"]["notes"]), name
+        assert not any(in_call in n for n in reports[t]["output"]["run"]["notes"])
         assert steps["watched", t] == steps["plain", t] == 32
         assert _finite(weights["watched", t]) and _same(weights["watched", t], weights["plain", t])
 
