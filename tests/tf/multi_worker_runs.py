@@ -60,8 +60,12 @@ def data(task: int, case: str, replicas_here: int):
     return x, y
 
 
-def build(strategy, task, case, iterator=False):
+def build(strategy, task, case, iterator=False, own_loss=None, width=8, depth=1):
+    """The model, optimizer, distributed dataset and train step. `own_loss`: the step returns this worker's
+    own loss rather than the all-reduced one (as the `output` case does); `width`, `depth`: its hidden
+    layers (bench/bench_multi_worker.py times a larger step too)."""
     import keras
+    own_loss = case == "output" if own_loss is None else own_loss
     replicas_here = len(strategy.extended.worker_devices)
     x, y = data(task, case, replicas_here)
     options = tf.data.Options()
@@ -71,8 +75,9 @@ def build(strategy, task, case, iterator=False):
     dist_dataset = strategy.experimental_distribute_dataset(dataset)
     with strategy.scope():
         keras.utils.set_random_seed(0)
-        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu", name="hidden"),
-                                  keras.layers.Dense(1, name="out")])
+        hidden = [keras.layers.Dense(width, activation="relu", name="hidden" if i == 0 else f"hidden_{i}")
+                  for i in range(depth)]
+        model = keras.Sequential([keras.Input((4,)), *hidden, keras.layers.Dense(1, name="out")])
         optimizer = keras.optimizers.SGD(learning_rate=0.01)
 
     def step_fn(inputs):
@@ -91,7 +96,7 @@ def build(strategy, task, case, iterator=False):
         if iterator:
             inputs = next(inputs)      # the multi-worker guide's form: train_step(iterator)
         per_replica = strategy.run(step_fn, args=(inputs,))
-        if case == "output" and len(strategy.extended.worker_devices) == 1:
+        if own_loss and len(strategy.extended.worker_devices) == 1:
             return strategy.experimental_local_results(per_replica)[0]   # this worker's own loss
         return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 

@@ -163,3 +163,23 @@ def test_what_is_kept_of_a_step_across_watches_does_not_keep_it_or_its_model_ali
     del model, train_step
     gc.collect()
     assert gone_step() is None and gone_model() is None
+
+
+def test_the_state_check_flags_each_non_finite_value_and_not_finite_values_whose_sum_overflows():
+    """The traced flag is the finiteness of a sum of sums: large finite weights can overflow it, and
+    a half-precision variable is summed in float32; a False is confirmed value by value."""
+    import tensorflow as tf
+    from nanwatch.engine.state_guard import StateGuard
+    big = tf.Variable([3e38, 3e38, -1.0], name="dense/kernel")        # finite; its sum is inf in float32
+    half = tf.Variable(tf.fill([64], tf.constant(6e4, tf.float16)), name="dense/bias")   # finite, 65504 max
+    steps = tf.Variable(0, dtype=tf.int64, name="sgd/iteration")
+    guard = StateGuard([big, half, steps])
+    ok, values = guard.read()
+    assert ok is True and len(values) == 3
+    for variable, bad in ((big, [3e38, np.nan, -1.0]), (big, [3e38, 3e38, -np.inf]),
+                          (half, np.full([64], np.inf, "float16"))):
+        before = variable.numpy()
+        variable.assign(bad)
+        assert guard.read()[0] is False, bad
+        variable.assign(before)
+    assert guard.read()[0] is True
