@@ -58,12 +58,16 @@ class StateGuard:
         if step is not None and fuse:
             def step_then_check(flag, *args, **kwargs):
                 # the reads come after the step's writes: automatic control dependencies order the
-                # ops on each variable as the code orders them; the flag's collective runs beside the step
-                return step_of()(*args, **kwargs), check_and_snapshot(), agreed(flag)
+                # ops on each variable as the code orders them. The flag's collective is made first: the
+                # workers meet there before the step (a side measurement on two workers: +0.04x of a small
+                # step placed before it, +0.19x after it)
+                agreement_made = agreed(flag)
+                return step_of()(*args, **kwargs), check_and_snapshot(), agreement_made
             self._fused = tf.function(step_then_check, autograph=False)
             self._fused._nanwatch_own = True
             if getattr(step, "python_function", None) is not None:
                 def draw_step_then_check(flag, *args, **kwargs):
+                    agreement_made = agreed(flag)
                     kept: list = []
                     args, kwargs = _wrapped(args, kwargs, lambda it: Drawn(it, kept))
                     # the step's own body, traced here (autograph on)
@@ -72,7 +76,7 @@ class StateGuard:
                     # a batch drawn inside a loop of the graph cannot leave it: then none is returned
                     self.draws_complete = all(getattr(t, "graph", graph) is graph
                                               for t in tf.nest.flatten(kept, expand_composites=True))
-                    return result, check_and_snapshot(), kept if self.draws_complete else [], agreed(flag)
+                    return result, check_and_snapshot(), kept if self.draws_complete else [], agreement_made
                 self._drawing = tf.function(draw_step_then_check, autograph=True)
                 self._drawing._nanwatch_own = True
 
