@@ -165,6 +165,20 @@ def test_what_is_kept_of_a_step_across_watches_does_not_keep_it_or_its_model_ali
     assert gone_step() is None and gone_model() is None
 
 
+def test_a_step_with_a_keyword_named_flag_keeps_its_check_in_the_same_call():
+    """Our function that calls the step takes a flag argument of its own (the workers' agreement); a step's
+    keyword of that common name must still pass through it (not fall back to a second call)."""
+    import tensorflow as tf
+    from nanwatch.engine import functions
+    model, optimizer, _ = _loop()
+    step = tf.function(lambda x, y, flag=False: _body(model, optimizer, x, y) * (2.0 if flag else 1.0))
+    with nanwatch.watch(panel=False, figures=False) as report:
+        for x, y in _data()[:4]:
+            step(x, y, flag=True)
+    assert report.status == "healthy"
+    assert functions._KNOWN[step][3].fused
+
+
 def test_the_state_check_flags_each_non_finite_value_and_not_finite_values_whose_sum_overflows():
     """The traced flag is the finiteness of a sum of sums: large finite weights can overflow it, and
     a half-precision variable is summed in float32; a False is confirmed value by value."""
