@@ -56,18 +56,18 @@ class StateGuard:
             return agreement(flag) if self.agrees else flag
 
         if step is not None and fuse:
-            def step_then_check(_nanwatch_flag, *args, **kwargs):   # named apart from the step's own keywords
+            def step_then_check(nanwatch_flag, *args, **kwargs):   # named apart from the step's own keywords
                 # the reads come after the step's writes: automatic control dependencies order the
                 # ops on each variable as the code orders them. The flag's collective is made first: the
                 # workers meet there before the step (a side measurement on two workers: +0.04x of a small
                 # step placed before it, +0.19x after it)
-                agreement_made = agreed(_nanwatch_flag)
+                agreement_made = agreed(nanwatch_flag)
                 return step_of()(*args, **kwargs), check_and_snapshot(), agreement_made
             self._fused = tf.function(step_then_check, autograph=False)
             self._fused._nanwatch_own = True
             if getattr(step, "python_function", None) is not None:
-                def draw_step_then_check(_nanwatch_flag, *args, **kwargs):
-                    agreement_made = agreed(_nanwatch_flag)
+                def draw_step_then_check(nanwatch_flag, *args, **kwargs):
+                    agreement_made = agreed(nanwatch_flag)
                     kept: list = []
                     args, kwargs = _wrapped(args, kwargs, lambda it: Drawn(it, kept))
                     # the step's own body, traced here (autograph on)
