@@ -49,11 +49,11 @@ class StateGuard:
         self._step = weakref.ref(step) if step is not None else lambda: None
         step_of = self._step
         # several workers (engine/distributed.py): a flag of this worker's, agreed by all in the same call
-        self.agrees = agreement is not None and step is not None and fuse
+        self._agrees = agreement is not None and step is not None and fuse
         self._flags = (tf.constant(0.0), tf.constant(1.0))
 
         def agreed(flag):
-            return agreement(flag) if self.agrees else flag
+            return agreement(flag) if self._agrees else flag
 
         if step is not None and fuse:
             def step_then_check(nanwatch_flag, *args, **kwargs):   # named apart from the step's own keywords
@@ -101,7 +101,6 @@ class StateGuard:
                 result, (ok, values), agreed = self._fused(flag_in, *args, **kwargs)
         except (TypeError, ValueError):   # raised while tracing ours, before anything ran
             self._fused = self._drawing = None
-            self.agrees = False
             return None
         return result, _finite(ok, values), values, drawn, bool(agreed.numpy() > 0)
 
@@ -116,7 +115,7 @@ class StateGuard:
     @property
     def agreeing(self) -> bool:
         """Does each call agree, among the workers, on the flag it is given?"""
-        return self.agrees and self._fused is not None
+        return self._agrees and self._fused is not None
 
     def restore(self, values) -> None:
         """Put the variables back to a snapshot."""
