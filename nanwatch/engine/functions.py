@@ -69,6 +69,9 @@ class FunctionPatch:
         cls.__call__ = __call__
 
     def uninstall(self):
+        for known in self._state_of.values():
+            known[3].release()       # the copies of the state kept to put a harmful call back
+        self._before.clear()
         if self._saved is not None:
             cls, own = self._saved
             if own is None:
@@ -109,9 +112,6 @@ class FunctionPatch:
         with self.probe.detached():      # a new step is traced here, with no checks in it
             self._state_variables(fn, args, kwargs)
         guard = self._state_of[id(fn)][3]
-        if self._before.get(id(fn), (None,))[0] is not guard:
-            with self.probe.paused():    # its first call here (or retraced): the state before it, to put back
-                self._before[id(fn)] = (guard, guard.read()[1])
         fused = None
         cluster = distributed.cluster()
         # only a function with collectives runs in lockstep on every worker: the verdict is agreed there; harm
@@ -121,12 +121,17 @@ class FunctionPatch:
         # found on this worker since the last call: agreed in the call (in_step) or after it
         held = self.probe.take_held() if group is not None else None
         # the check runs in the same call as the step
-        with self.probe.detached():
-            if guard.fused:
+        if guard.fused:
+            with self.probe.detached():  # the state before the call is kept in the guard (its shadows)
                 fused = guard.call(args, kwargs, flag=held is not None)
-            if fused is None:
+        if fused is None:                # not fused: a snapshot after each call is the state before the next
+            if self._before.get(id(fn), (None,))[0] is not guard:
+                with self.probe.paused():    # its first call here (or retraced): the state before it, to put back
+                    self._before[id(fn)] = (guard, guard.read()[1])
+            with self.probe.detached():
                 result = original(fn, *args, **kwargs)
-        result, state_ok, values, drawn, others = fused if fused is not None else (result, None, None, None, False)
+        result, state_ok, drawn, others = fused if fused is not None else (result, None, None, False)
+        values = None
         in_step = in_step and fused is not None
         if in_step and id(fn) not in self._agreeing:
             self._agreeing.add(id(fn))
@@ -140,7 +145,8 @@ class FunctionPatch:
         if id(fn) in self._steps:
             self.events.mode_decided("fast")
         variables = self._state_variables(fn, args, kwargs)
-        if self._state_of[id(fn)][3] is not guard:   # retraced in this call: its own check
+        retraced = self._state_of[id(fn)][3] is not guard
+        if retraced:                     # retraced in this call: its own check, and no state from before it
             guard = self._state_of[id(fn)][3]
             state_ok = None
         with self.probe.paused():
@@ -157,16 +163,23 @@ class FunctionPatch:
         if harm_elsewhere and not (bad_state or bad_output):
             bad_output = "another worker"    # harm elsewhere (or earlier, held): every worker stops at this call
         if bad_state or bad_output:
-            before = self._before.get(id(fn), (None, None))
-            before = before[1] if before[0] is guard else None
+            if fused is not None:
+                before = None if retraced else guard.before()
+            else:
+                before = self._before.get(id(fn), (None, None))
+                before = before[1] if before[0] is guard else None
             self._harm_seen(fn, args, kwargs, variables, before,
                             "non-finite weights or slots after the call" if bad_state else
                             "a non-finite output on another worker" if bad_output == "another worker" else
                             "a non-finite output", group, held, hold=cluster is not None and group is None,
                             drawn=drawn)
-            with self.probe.paused():
-                values = guard.read()[1]
-        self._before[id(fn)] = (guard, values)
+            if fused is None:
+                with self.probe.paused():
+                    values = guard.read()[1]
+        if fused is None:
+            self._before[id(fn)] = (guard, values)
+        else:
+            self._before.pop(id(fn), None)
         if id(fn) in self._steps:
             self.events.tape_step(_loss_of(result), None)
         return result

@@ -197,3 +197,33 @@ def test_the_state_check_flags_each_non_finite_value_and_not_finite_values_whose
         assert guard.read()[0] is False, bad
         variable.assign(before)
     assert guard.read()[0] is True
+
+
+def test_a_harmful_call_is_put_back_to_the_state_it_found_and_no_copy_stays_after_the_watch():
+    """Another function writes the same weights between two calls of the step (a `tf.function` that
+    nudges a weight, as a custom constraint or EMA would): the harmful call is undone to the weights as
+    that call found them, the nudge kept. After the watch, no copy of the state is kept."""
+    import tensorflow as tf
+    from nanwatch.engine import functions
+    model, optimizer, train_step = _loop()
+    kernel = model.layers[0].kernel
+
+    @tf.function
+    def nudge():
+        kernel.assign_add(tf.ones_like(kernel) * 0.5)
+
+    batches = _data(bad_batch=6)
+    with nanwatch.watch(panel=False, figures=False) as report:
+        for i, (x, y) in enumerate(batches):
+            if i == 6:
+                nudge()
+                found = [w.copy() for w in model.get_weights()]
+                iterations = int(optimizer.iterations.numpy())
+            train_step(x, y)
+    assert report.status != "healthy" and report.to_dict()["first_nonfinite"]["step"] == 6
+    assert all(np.array_equal(a, b) for a, b in zip(found, model.get_weights()))   # the nudge kept
+    assert int(optimizer.iterations.numpy()) == iterations
+    guard = functions._KNOWN[train_step][3]
+    assert guard.fused
+    assert sum(int(tf.size(s)) for s in guard._shadows) == 0     # emptied when the watch ended
+    assert int(tf.size(guard.variables[0])) > 0
