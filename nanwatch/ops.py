@@ -55,6 +55,11 @@ VARIABLE_WRITES = frozenset({"AssignVariableOp", "AssignAddVariableOp", "AssignS
                              "ResourceScatterUpdate", "ResourceScatterAdd", "ResourceScatterSub",
                              "ResourceScatterNdUpdate", "ResourceScatterNdAdd", "ResourceScatterNdSub"})
 
+# The same in traced graphs, by prefix (the fused optimizer kernels `ResourceApplyAdam`..., sparse and
+# strided-slice updates): what a tf.function writes.
+GRAPH_WRITE_PREFIXES = ("AssignVariableOp", "AssignAddVariableOp", "AssignSubVariableOp", "ResourceApply",
+                        "ResourceSparseApply", "ResourceScatter", "ResourceStridedSliceAssign")
+
 # Softmax ops: over a row whose every entry is -inf they make NaN (a fully masked row).
 SOFTMAX_OPS = frozenset({"Softmax", "LogSoftmax"})
 

@@ -28,6 +28,8 @@ from __future__ import annotations
 import contextlib
 import json
 
+from ..ops import GRAPH_WRITE_PREFIXES
+
 _GROUP_KEY = 0x6E57            # a collective group of nanwatch's own (the strategy's keys count from 1)
 _ROW = 2048                    # bytes of JSON per worker in the findings exchange
 _FINDINGS_TIMEOUT = 300.0      # seconds: a worker replaying a long step is waited for, a dead one is not
@@ -119,8 +121,6 @@ _SAME_OUTPUT = frozenset({"CollectiveReduce", "CollectiveReduceV2", "CollectiveR
                           "CollectiveGatherV2", "CollectiveBcastRecv", "CollectiveBcastRecvV2",
                           "CollectiveBcastSend", "CollectiveBcastSendV2"})
 _READS = frozenset({"ReadVariableOp", "ResourceGather", "VariableShape", "VarIsInitializedOp"})
-_WRITES = ("AssignVariableOp", "AssignAddVariableOp", "AssignSubVariableOp", "ResourceApply", "ResourceSparseApply",
-           "ResourceScatter", "ResourceStridedSliceAssign")
 _CALLS = frozenset({"If", "StatelessIf", "While", "StatelessWhile", "Case", "StatelessCase", "PartitionedCall",
                     "StatefulPartitionedCall"})   # their body is another graph: what they write is not walked
 
@@ -150,7 +150,7 @@ def same_on_every_worker(concrete) -> bool:
         elif op.type in _READS:
             result = [all(data)] * len(op.outputs)
         elif resources:          # a write, or another use of a resource (an iterator's next batch)
-            if op.type.startswith(_WRITES) and not all(data) or op.type in _CALLS and variables.intersection(resources):
+            if op.type.startswith(GRAPH_WRITE_PREFIXES) and not all(data) or op.type in _CALLS and variables.intersection(resources):
                 return False
             result = [False] * len(op.outputs)
         elif op.type == "IdentityN":

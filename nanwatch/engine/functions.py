@@ -13,14 +13,24 @@ training step: each call is a step record. A function traced before the cell is 
 from __future__ import annotations
 
 import weakref
+from typing import NamedTuple
 
-from . import distributed
+from . import distributed, traced_graph
 from .state_guard import StateGuard, draws_from_iterator, replaying
 
 
 # Across watches, per traced function (weakly held): what its variables and check are, while it is not
 # retraced (tracing our check costs more than a short run's steps), and whether it applies gradients
 # (a function traced in an earlier watch is not traced again: its applies are not seen again).
+class Known(NamedTuple):
+    """What fast mode learnt of one trace of a user's tf.function."""
+    count: int              # its tracing count then (a retrace makes this stale)
+    variables: list         # the Keras state it captures (weights, slots)
+    collective: bool        # runs collectives: in lockstep on every worker
+    guard: StateGuard       # the state check fused with its calls
+    trains: bool            # updates weights as an optimizer does: a training step
+
+
 _KNOWN: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _TRAINING_STEPS: "weakref.WeakSet" = weakref.WeakSet()
 
@@ -47,7 +57,7 @@ class FunctionPatch:
         self.probe = probe
         self.state = state                 # KerasStatePatch: counts gradients applied while tracing
         self.fast = fast                   # fast mode: no per-op checks in the graph, sinks checked per call
-        self._state_of: dict = {}          # id(fn) -> (tracing count, the Keras state variables it captures)
+        self._state_of: dict = {}          # id(fn) -> what is known of its current trace (Known)
         self._before: dict = {}            # id(fn) -> (its check, snapshot of its variables after its last call)
         self._saved = None
         self._steps: set = set()           # ids of functions that are training steps
@@ -70,7 +80,7 @@ class FunctionPatch:
 
     def uninstall(self):
         for known in self._state_of.values():
-            known[3].release()       # the copies of the state kept to put a harmful call back
+            known.guard.release()       # the copies of the state kept to put a harmful call back
         self._before.clear()
         if self._saved is not None:
             cls, own = self._saved
@@ -92,8 +102,8 @@ class FunctionPatch:
             applied = self.state.traced_applies
             with self.probe.detached():      # a trace made here is the one fast mode runs: no checks in it
                 self._state_variables(fn, args, kwargs)
-            if self.state.traced_applies > applied:
-                self._steps.add(id(fn))      # traced here, it applies gradients: a training step
+            if self.state.traced_applies > applied or self._state_of[id(fn)].trains:
+                self._steps.add(id(fn))      # it applies gradients: a training step
             self.events.note(f"tf.function '{fn.__name__}' runs under a distribution strategy with several "
                              "replicas: it was watched in fast mode (checked after each call, the failing call "
                              "replayed replica by replica), not exact mode.")
@@ -111,12 +121,12 @@ class FunctionPatch:
         applied = self.state.traced_applies
         with self.probe.detached():      # a new step is traced here, with no checks in it
             self._state_variables(fn, args, kwargs)
-        guard = self._state_of[id(fn)][3]
+        guard = self._state_of[id(fn)].guard
         fused = None
         cluster = distributed.cluster()
         # only a function with collectives runs in lockstep on every worker: the verdict is agreed there; harm
         # in a worker-local one (an evaluation on the chief alone) is held for the next agreement
-        group = cluster if cluster is not None and self._state_of[id(fn)][2] else None
+        group = cluster if cluster is not None and self._state_of[id(fn)].collective else None
         in_step = group is not None and guard.agreeing
         # found on this worker since the last call: agreed in the call (in_step) or after it
         held = self.probe.take_held() if group is not None else None
@@ -139,15 +149,15 @@ class FunctionPatch:
                              "writes come from their all-reduce (the same on every worker): a non-finite one is "
                              "seen by every worker in the same call, so they do not agree on the verdict after "
                              "each call; what one worker finds between calls is agreed inside the next call.")
-        if self.state.traced_applies > applied or fn in _TRAINING_STEPS:
+        if self.state.traced_applies > applied or fn in _TRAINING_STEPS or self._state_of[id(fn)].trains:
             self._steps.add(id(fn))
             _store(fn, None, step=True)
         if id(fn) in self._steps:
             self.events.mode_decided("fast")
         variables = self._state_variables(fn, args, kwargs)
-        retraced = self._state_of[id(fn)][3] is not guard
+        retraced = self._state_of[id(fn)].guard is not guard
         if retraced:                     # retraced in this call: its own check, and no state from before it
-            guard = self._state_of[id(fn)][3]
+            guard = self._state_of[id(fn)].guard
             state_ok = None
         with self.probe.paused():
             if state_ok is None:
@@ -187,13 +197,14 @@ class FunctionPatch:
     def _state_variables(self, fn, args, kwargs) -> list:
         count = fn.experimental_get_tracing_count()
         known = self._state_of.get(id(fn))
-        if known is None or known[0] != count or not known[3].serves(fn):
+        if known is None or known.count != count or not known.guard.serves(fn):
             known = _KNOWN.get(fn)             # from an earlier watch of the same traced function
-            if known is None or known[0] != count or not known[3].serves(fn):
+            if known is None or known.count != count or not known.guard.serves(fn):
                 concrete = _concrete(fn, args, kwargs)
                 count = fn.experimental_get_tracing_count()   # traced just now if it was new
                 variables = [v for v in getattr(concrete, "variables", []) if _is_keras_state(v)]
-                collective = _has_collectives(concrete)
+                collective = concrete is not None and distributed.cluster() is not None \
+                    and traced_graph.has_collectives(concrete)
                 group = distributed.cluster() if collective else None
                 # several workers and a step whose checked values are the same on all: no agreement after the
                 # call, only on what a worker found between calls, inside the call (engine/distributed.py)
@@ -201,11 +212,12 @@ class FunctionPatch:
                     and distributed.same_on_every_worker(concrete) else None
                 with self.probe.paused():          # our own traced check: neither instrumented nor checked
                     guard = StateGuard(variables, step=fn, fuse=concrete is not None, agreement=agreement)
-                known = (count, variables, collective, guard)
+                trains = concrete is not None and traced_graph.updates_weights(concrete)
+                known = Known(count, variables, collective, guard, trains)
                 _store(fn, known)
-            self.probe.eager.register_state(known[1])
+            self.probe.eager.register_state(known.variables)
             self._state_of[id(fn)] = known
-        return known[1]
+        return known.variables
 
     def _harm_seen(self, fn, args, kwargs, variables, before, reason, group=None, held=None, hold=False, drawn=None):
         from .replay import restored
@@ -273,18 +285,6 @@ def _concrete(fn, args, kwargs):
         return fn.get_concrete_function(*args, **kwargs)
     except Exception:
         return None
-
-
-def _has_collectives(concrete) -> bool:
-    """Does the traced function (or a function it calls) run collective ops (a strategy's all-reduce)?"""
-    if concrete is None or distributed.cluster() is None:
-        return False
-    try:
-        graph_def = concrete.graph.as_graph_def()
-    except Exception:
-        return True    # unknown: agree, as every worker's step must
-    nodes = list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]
-    return any(node.op.startswith("Collective") for node in nodes)
 
 
 def _is_keras_state(variable) -> bool:

@@ -176,7 +176,7 @@ def test_a_step_with_a_keyword_named_flag_keeps_its_check_in_the_same_call():
         for x, y in _data()[:4]:
             step(x, y, flag=True)
     assert report.status == "healthy"
-    assert functions._KNOWN[step][3].fused
+    assert functions._KNOWN[step].guard.fused
 
 
 def test_the_state_check_flags_each_non_finite_value_and_not_finite_values_whose_sum_overflows():
@@ -223,7 +223,55 @@ def test_a_harmful_call_is_put_back_to_the_state_it_found_and_no_copy_stays_afte
     assert report.status != "healthy" and report.to_dict()["first_nonfinite"]["step"] == 6
     assert all(np.array_equal(a, b) for a, b in zip(found, model.get_weights()))   # the nudge kept
     assert int(optimizer.iterations.numpy()) == iterations
-    guard = functions._KNOWN[train_step][3]
+    guard = functions._KNOWN[train_step].guard
     assert guard.fused
     assert sum(int(tf.size(s)) for s in guard._shadows) == 0     # emptied when the watch ended
     assert int(tf.size(guard.variables[0])) > 0
+
+
+def test_a_step_traced_before_the_watch_is_a_training_step_and_an_evaluation_or_a_nudge_is_not():
+    """The cell run once, then watched: the step was traced outside any watch. It is still watched as a
+    training step (fast mode, one entry per call in the report's steps), read from its graph; an evaluation
+    step updating a metric and a function nudging a weight are not steps."""
+    import keras
+    import tensorflow as tf
+    from nanwatch.engine import traced_graph
+    model, optimizer, train_step = _loop()
+    metric = keras.metrics.Mean()
+    kernel = model.layers[0].kernel
+
+    @tf.function
+    def eval_step(x, y):
+        loss = tf.reduce_mean(tf.square(model(x, training=False) - y))
+        metric.update_state(loss)
+        return loss
+
+    @tf.function
+    def nudge():
+        kernel.assign(kernel * 0.999)
+
+    @tf.function
+    def step_under_cond(x, y, apply):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
+        grads = tape.gradient(loss, model.trainable_variables)
+        if apply:       # autograph: a tf.cond, the update inside a branch function
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    batches = _data()
+    x, y = batches[0]
+    train_step(x, y), eval_step(x, y), nudge()        # traced before any watch
+    assert traced_graph.updates_weights(train_step.get_concrete_function(x, y))
+    assert not traced_graph.updates_weights(eval_step.get_concrete_function(x, y))
+    assert not traced_graph.updates_weights(nudge.get_concrete_function())
+    assert traced_graph.updates_weights(step_under_cond.get_concrete_function(x, y, tf.constant(True)))
+
+    with nanwatch.watch(panel=False, figures=False) as report:
+        for x, y in batches[:6]:
+            train_step(x, y)
+            eval_step(x, y)
+            nudge()
+    data = report.to_dict()
+    assert report.status == "healthy" and data["mode"] == "fast"
+    assert len(data["steps"]) == 6
