@@ -4,17 +4,21 @@ the step of tests/tf/multi_worker_runs.py (the guide's loop, healthy data), per 
 
 - `watched`: the guide's step (loss reduced with `strategy.reduce`): its outputs and written weights are
   the same on every worker, so the workers agree only on what one found between calls, by a collective
-  inside the call, beside the step (engine/distributed.py);
+  inside the call, finished before the step starts (engine/distributed.py);
 - `watched_own_loss`: the same step returning this worker's own loss (`experimental_local_results`):
   the workers agree on the verdict after each call, one collective of one number;
 - `verdict_only`: that after-call collective alone, per step.
 
-    .venv/bin/python bench/bench_multi_worker.py [--rounds 5] [--steps 100] [--width 8] [--depth 1]
+    .venv/bin/python bench/bench_multi_worker.py [--rounds 20] [--steps 50] [--width 8] [--depth 1] [--mirrored]
+
+`--mirrored`: the same loop in one process under MirroredStrategy (two logical CPUs, two replicas).
 
 Starts two worker processes (TF_CONFIG on free localhost ports). Paired rounds: in each round both
 workers run every variant, in the same shuffled order (a collective needs both); a variant's cost is
 the median over rounds of its time per step divided by plain's in the same round (plain_own_loss's for
-watched_own_loss); a second plain variant gives the noise floor.
+watched_own_loss), with the middle half of the rounds' ratios in brackets; a second plain variant gives
+the noise floor. The step time of this two-core machine drifts by tens of percent between blocks of
+steps: many short rounds pair better than a few long ones.
 """
 
 from __future__ import annotations
@@ -68,6 +72,8 @@ def worker(rounds, steps, width, depth):
 
     variants = {"plain": plain, "plain_again": plain, "watched": watched, "verdict_only": verdict,
                 "plain_own_loss": lambda: plain(own_loss_step), "watched_own_loss": lambda: watched(own_loss_step)}
+    if distributed.cluster() is None:    # --mirrored: one process, no collective of nanwatch's
+        del variants["verdict_only"]
     order = list(variants)
     rng = random.Random(0)           # the same order on both workers
     per_step = {name: [] for name in variants}
@@ -80,17 +86,19 @@ def worker(rounds, steps, width, depth):
     print(json.dumps({"task": task, "per_step_ms": {k: [round(v * 1e3, 3) for v in vs] for k, vs in per_step.items()}}))
 
 
-def launch(rounds, steps, width, depth):
-    socks = [socket.socket() for _ in range(2)]
+def launch(rounds, steps, width, depth, mirrored=False):
+    socks = [socket.socket() for _ in range(1 if mirrored else 2)]
     for s in socks:
         s.bind(("127.0.0.1", 0))
     ports = [s.getsockname()[1] for s in socks]
     for s in socks:
         s.close()
     procs = []
-    for index in range(2):
+    for index in range(len(ports)):
         env = dict(os.environ, PYTHONPATH=ROOT, TF_CONFIG=json.dumps(
             {"cluster": {"worker": [f"localhost:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}))
+        if mirrored:
+            del env["TF_CONFIG"]     # multi_worker_runs: a MirroredStrategy over two logical CPUs
         procs.append(subprocess.Popen([sys.executable, __file__, "--worker", "--rounds", str(rounds),
                                        "--steps", str(steps), "--width", str(width), "--depth", str(depth)],
                                       env=env, stdout=subprocess.PIPE, text=True))
@@ -98,22 +106,34 @@ def launch(rounds, steps, width, depth):
         out, _ = proc.communicate(timeout=1800)
         result = json.loads(out.strip().splitlines()[-1])
         ms = result["per_step_ms"]
-        ratios = {name: statistics.median(v / p for v, p in zip(ms[name], ms["plain_own_loss" if "own" in name
-                                                                       else "plain"])) for name in ms}
+        ratios = {name: [v / p for v, p in zip(ms[name], ms["plain_own_loss" if "own" in name else "plain"])]
+                  for name in ms}
         print(f"worker {result['task']}: plain {statistics.median(ms['plain']):.2f} ms/step; "
-              + ", ".join(f"{name} {ratios[name]:.3f}x" for name in ("plain_again", "watched", "watched_own_loss",
-                                                                     "verdict_only"))
-              + f" (verdict alone {statistics.median(ms['verdict_only']):.2f} ms)")
+              + ", ".join(f"{name} {_spread(ratios[name])}" for name in ("plain_again", "watched", "watched_own_loss",
+                                                                          "verdict_only") if name in ratios)
+              + (f" (verdict alone {statistics.median(ms['verdict_only']):.2f} ms)" if "verdict_only" in ms else ""))
+
+
+def _spread(ratios) -> str:
+    """The median ratio and the middle half of the rounds' ratios."""
+    quarters = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+    return f"{quarters[1]:.3f}x [{quarters[0]:.3f}-{quarters[2]:.3f}]"
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--width", type=int, default=8, help="units of each hidden layer (the tests' model: 8)")
     parser.add_argument("--depth", type=int, default=1, help="hidden layers")
+    parser.add_argument("--mirrored", action="store_true",
+                        help="one process, a MirroredStrategy over two logical CPUs, instead of two workers")
     parser.add_argument("--worker", action="store_true")
     args = parser.parse_args()
-    if not args.worker:
-        print(f"model: 4 -> {' -> '.join([str(args.width)] * args.depth)} -> 1, global batch 32", flush=True)
-    (worker if args.worker else launch)(args.rounds, args.steps, args.width, args.depth)
+    if args.worker:
+        worker(args.rounds, args.steps, args.width, args.depth)
+    else:
+        print(f"model: 4 -> {' -> '.join([str(args.width)] * args.depth)} -> 1, global batch 32; "
+              + ("MirroredStrategy, one process, two logical CPUs" if args.mirrored else
+                 "MultiWorkerMirroredStrategy, two worker processes"), flush=True)
+        launch(args.rounds, args.steps, args.width, args.depth, args.mirrored)
