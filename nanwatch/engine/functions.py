@@ -140,7 +140,7 @@ class FunctionPatch:
                     self._before[id(fn)] = (guard, guard.read()[1])
             with self.probe.detached():
                 result = original(fn, *args, **kwargs)
-        result, state_ok, drawn, others = fused if fused is not None else (result, None, None, False)
+        result, state_ok, outputs_ok, drawn, others = fused if fused is not None else (result, None, None, None, False)
         values = None
         in_step = in_step and fused is not None
         if in_step and id(fn) not in self._agreeing:
@@ -162,10 +162,11 @@ class FunctionPatch:
         with self.probe.paused():
             if state_ok is None:
                 state_ok, values = guard.read()     # one traced call: the all-finite flag and a snapshot
-            outputs = [stats.to_numpy(t) for t in tf.nest.flatten(result)
-                       if getattr(getattr(t, "dtype", None), "is_floating", False)]
+            if outputs_ok is None:          # not checked in the call
+                outputs_ok = all(stats.all_finite(stats.to_numpy(t)) for t in tf.nest.flatten(result)
+                                 if getattr(getattr(t, "dtype", None), "is_floating", False))
         bad_state = not state_ok
-        bad_output = not all(stats.all_finite(a) for a in outputs)
+        bad_output = not outputs_ok
         # a step whose checked values are the same on every worker (in_step) saw what the others saw; what a
         # worker held was agreed in the call. Otherwise the workers agree after the call.
         harm_elsewhere = others if in_step else \

@@ -46,8 +46,11 @@ class StateGuard:
                     for t in values if t.dtype.is_floating]
             return tf.math.is_finite(tf.add_n(sums)) if sums else tf.constant(True)
 
-        def check():
-            return all_finite([tf.convert_to_tensor(v) for v in self.variables])
+        def verdict(result, agreement_made):
+            """[weights and slots finite, float outputs finite, any worker's flag up]: one read to the host."""
+            outputs = [t for t in tf.nest.flatten(result) if isinstance(t, tf.Tensor) and t.dtype.is_floating]
+            return tf.stack([all_finite([tf.convert_to_tensor(v) for v in self.variables]), all_finite(outputs),
+                             agreement_made > 0])
 
         traced = tf.function(check_and_snapshot, autograph=False)
         traced._nanwatch_own = True     # engine/functions.py leaves our own functions alone
@@ -83,7 +86,7 @@ class StateGuard:
                 agreement_made = agreed(nanwatch_flag)
                 with tf.control_dependencies(kept() + [agreement_made]):
                     result = step_of()(*args, **kwargs)
-                return result, check(), agreement_made
+                return result, verdict(result, agreement_made)
             self._fused = tf.function(step_then_check, autograph=False)
             self._fused._nanwatch_own = True
             if getattr(step, "python_function", None) is not None:
@@ -98,7 +101,7 @@ class StateGuard:
                     # a batch drawn inside a loop of the graph cannot leave it: then none is returned
                     self.draws_complete = all(getattr(t, "graph", graph) is graph
                                               for t in tf.nest.flatten(drawn, expand_composites=True))
-                    return result, check(), drawn if self.draws_complete else [], agreement_made
+                    return result, verdict(result, agreement_made), drawn if self.draws_complete else []
                 self._drawing = tf.function(draw_step_then_check, autograph=True)
                 self._drawing._nanwatch_own = True
 
@@ -108,24 +111,27 @@ class StateGuard:
         return _finite(ok, values), values
 
     def call(self, args, kwargs, flag: bool = False) -> tuple:
-        """The step called on `args` and checked after it, in one call: (its result, all finite?,
-        the batches it drew from an iterator argument or None, the workers' agreement on `flag`: did any
-        worker pass True? (`flag` itself when the guard does not agree)). The state before the call is
-        then `before()`.
+        """The step called on `args` and checked after it, in one call: (its result, weights and slots
+        all finite?, its float outputs all finite?, the batches it drew from an iterator argument or None,
+        the workers' agreement on `flag`: did any worker pass True? (`flag` itself when the guard does not
+        agree)). The state before the call is then `before()`.
         None when the arguments cannot be passed through a function of ours (then never again: the
         caller calls the step and `read`s)."""
         drawn = None
         flag_in = self._flags[bool(flag)]
         try:
             if self._drawing is not None and draws_from_iterator(args, kwargs):
-                result, ok, drawn, agreed = self._drawing(flag_in, *args, **kwargs)
+                result, verdict, drawn = self._drawing(flag_in, *args, **kwargs)
                 drawn = drawn if self.draws_complete else None
             else:
-                result, ok, agreed = self._fused(flag_in, *args, **kwargs)
+                result, verdict = self._fused(flag_in, *args, **kwargs)
         except (TypeError, ValueError):   # raised while tracing ours, before anything ran
             self._fused = self._drawing = None
             return None
-        return result, _finite(ok, self.variables), drawn, bool(agreed.numpy() > 0)
+        state_ok, outputs_ok, agreed = (bool(x) for x in verdict.numpy())
+        if not outputs_ok:        # confirmed value by value, as `_finite` does for the state
+            outputs_ok = _finite_outputs(result)
+        return result, state_ok or _values_finite(self.variables), outputs_ok, drawn, agreed
 
     def before(self) -> list:
         """The state as the last fused call found it (copied before its step ran)."""
@@ -156,12 +162,22 @@ class StateGuard:
 
 def _finite(flag, values) -> bool:
     """The traced flag, a False confirmed value by value (finite values whose sum overflowed are finite)."""
+    return bool(flag.numpy()) or _values_finite(values)
+
+
+def _values_finite(values) -> bool:
     import numpy as np
     import tensorflow as tf
-    if bool(flag.numpy()):
-        return True
     values = [tf.convert_to_tensor(v) for v in values]
     return all(bool(np.isfinite(t.numpy()).all()) for t in values if t.dtype.is_floating)
+
+
+def _finite_outputs(result) -> bool:
+    """The float tensors a call returned, checked on the host (its traced flag said no)."""
+    from . import stats
+    import tensorflow as tf
+    return all(stats.all_finite(stats.to_numpy(t)) for t in tf.nest.flatten(result)
+               if isinstance(t, tf.Tensor) and t.dtype.is_floating)
 
 
 def _shadows(variables) -> list:

@@ -198,6 +198,18 @@ def test_the_state_check_flags_each_non_finite_value_and_not_finite_values_whose
         variable.assign(before)
     assert guard.read()[0] is True
 
+    # the same in the fused call, for the state and for the outputs (checked in the call too)
+    @tf.function
+    def step(x):
+        steps.assign_add(1)
+        return {"big": big * x, "half": tf.cast(half, tf.float32) * x}
+    fused = StateGuard([big, half, steps], step=step)
+    result, state_ok, outputs_ok, _, others = fused.call((tf.constant(1.0),), {})
+    assert (state_ok, outputs_ok, others) == (True, True, False)      # sums overflowed, values finite
+    result, state_ok, outputs_ok, _, others = fused.call((tf.constant(np.inf),), {}, flag=True)
+    assert (state_ok, outputs_ok, others) == (True, False, True)
+    assert int(steps.numpy()) == 2 and [int(v) for v in fused.before()[2:]] == [1]
+
 
 def test_a_harmful_call_is_put_back_to_the_state_it_found_and_no_copy_stays_after_the_watch():
     """Another function writes the same weights between two calls of the step (a `tf.function` that
