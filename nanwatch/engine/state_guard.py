@@ -3,7 +3,7 @@
 After each call of the user's step, the weights and optimizer slots it writes must be finite, and a
 harmful call must be undone. Reading every variable to the host (`v.numpy()`) and keeping those copies
 cost 5x a small MLP's step (bench/bench_custom_loop.py). Here traced code of ours reduces every
-variable to a single all-finite flag: one scalar crosses to the host per call.
+variable, and the step's float outputs, to all-finite flags read to the host together: one read per call.
 
 The step is traced before its first watched call; from then on the check runs inside the same call
 as the step (`call`): a function of ours calls the user's traced step and then checks, so a step
