@@ -1,7 +1,9 @@
 """Side-by-side cost of watching a custom training loop: a user's `@tf.function` train step called
 in a loop (TensorFlow's "training loop from scratch" guide), plain against `nanwatch.watch()` in
-fast mode (the step runs as traced; outputs, weights and slots read after each call) and exact
-mode (the step's body eagerly, every op checked with provenance).
+fast mode (the step runs as traced, inside a function of nanwatch's that copies the state before it
+and checks the state and outputs after it: engine/state_guard.py) and exact mode (the step's body
+eagerly, every op checked with provenance). "fast, steps only" times the same loop inside the watch,
+without the watch's start and its report: the cost per step of a long run.
 
     .venv/bin/python bench/bench_custom_loop.py [--rounds 20] [--steps 200]
 
@@ -53,7 +55,7 @@ def batches(steps, batch=32):
     return [(tf.constant(x[i:i + batch]), tf.constant(y[i:i + batch])) for i in range(0, len(x), batch)]
 
 
-def timed(step, data, watched):
+def timed(step, data, watched, steps_only=False):
     import nanwatch
     started = time.perf_counter()
     if watched is None:
@@ -61,9 +63,15 @@ def timed(step, data, watched):
             step(x, y)
     else:
         with nanwatch.watch(mode=watched, panel=False, figures=False) as report:
+            if steps_only:
+                started = time.perf_counter()
             for x, y in data:
                 step(x, y)
+            if steps_only:
+                took = time.perf_counter() - started
         assert report.status == "healthy", report.to_text()
+        if steps_only:
+            return took / len(data)
     return (time.perf_counter() - started) / len(data)
 
 
@@ -73,7 +81,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--width", type=int, default=64)
     args = parser.parse_args(argv)
-    variants = {"plain": None, "plain (noise floor)": None, "nanwatch fast": "fast", "nanwatch exact": "exact"}
+    variants = {"plain": None, "plain (noise floor)": None, "nanwatch fast": "fast", "fast, steps only": "fast",
+                "nanwatch exact": "exact"}
     steps = {name: make_loop(args.width, i) for i, name in enumerate(variants)}
     data = batches(args.steps)
     for name, mode in variants.items():        # trace each step once, watched as it will be timed
@@ -83,7 +92,7 @@ def main(argv=None) -> int:
     for _ in range(args.rounds):
         order = list(variants)
         random.shuffle(order)
-        times = {name: timed(steps[name], data, variants[name]) for name in order}
+        times = {name: timed(steps[name], data, variants[name], steps_only="steps only" in name) for name in order}
         for name in variants:
             ratios[name].append(times[name] / times["plain"])
             per_step[name].append(times[name])
