@@ -204,16 +204,17 @@ class FunctionPatch:
                 concrete = _concrete(fn, args, kwargs)
                 count = fn.experimental_get_tracing_count()   # traced just now if it was new
                 variables = [v for v in getattr(concrete, "variables", []) if _is_keras_state(v)]
-                collective = concrete is not None and distributed.cluster() is not None \
-                    and traced_graph.has_collectives(concrete)
-                group = distributed.cluster() if collective else None
+                graph_def = traced_graph.graph_def_of(concrete) if concrete is not None else None
+                cluster = distributed.cluster()
+                collective = concrete is not None and cluster is not None and traced_graph.has_collectives(graph_def)
+                group = cluster if collective else None
                 # several workers and a step whose checked values are the same on all: no agreement after the
                 # call, only on what a worker found between calls, inside the call (engine/distributed.py)
                 agreement = group.in_step_agreement() if group is not None and concrete is not None \
                     and distributed.same_on_every_worker(concrete) else None
                 with self.probe.paused():          # our own traced check: neither instrumented nor checked
                     guard = StateGuard(variables, step=fn, fuse=concrete is not None, agreement=agreement)
-                trains = concrete is not None and traced_graph.updates_weights(concrete)
+                trains = concrete is not None and traced_graph.updates_weights(concrete, graph_def)
                 known = Known(count, variables, collective, guard, trains)
                 _store(fn, known)
             self.probe.eager.register_state(known.variables)

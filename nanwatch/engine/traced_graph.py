@@ -8,24 +8,32 @@ from ..ops import GRAPH_WRITE_PREFIXES
 _MAX_DEPTH = 16       # nested functions followed (a cond in a loop in a call...)
 
 
-def has_collectives(concrete) -> bool:
-    """Does the traced function (or a function it calls) run collective ops (a strategy's all-reduce)?"""
+def graph_def_of(concrete):
+    """The traced function's GraphDef, its nested functions in its library (None if it cannot be read).
+    Made once per trace and given to the questions below."""
     try:
-        graph_def = concrete.graph.as_graph_def()
+        return concrete.graph.as_graph_def()
     except Exception:
+        return None
+
+
+def has_collectives(graph_def) -> bool:
+    """Does the traced function (or a function it calls) run collective ops (a strategy's all-reduce)?"""
+    if graph_def is None:
         return True    # unknown: agree, as every worker's step must
     nodes = list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]
     return any(node.op.startswith("Collective") for node in nodes)
 
 
-def updates_weights(concrete) -> bool:
+def updates_weights(concrete, graph_def) -> bool:
     """Is the traced function a training step: does it write a trainable variable it captures and an
     integer one (the step counter every Keras optimizer, Keras 3 or tf.keras, adds one to on each update),
     directly or in a function, cond or loop it calls? An evaluation step that updates only its metrics
     is not, nor a function that only nudges weights (a constraint, an average). Read from the graph, so a
     step traced before the watch (the cell run once, then watched) is known as one."""
+    if graph_def is None:
+        return False
     try:
-        graph_def = concrete.graph.as_graph_def()
         captured = {id(outside): inside.op.name for outside, inside in concrete.graph.captures}
         weights = {captured[id(v.handle)] for v in concrete.variables
                    if getattr(v, "trainable", False) and id(v.handle) in captured}

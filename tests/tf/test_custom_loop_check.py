@@ -241,13 +241,17 @@ def test_a_harmful_call_is_put_back_to_the_state_it_found_and_no_copy_stays_afte
     assert int(tf.size(guard.variables[0])) > 0
 
 
+def _updates_weights(concrete):
+    from nanwatch.engine import traced_graph
+    return traced_graph.updates_weights(concrete, traced_graph.graph_def_of(concrete))
+
+
 def test_a_step_traced_before_the_watch_is_a_training_step_and_an_evaluation_or_a_nudge_is_not():
     """The cell run once, then watched: the step was traced outside any watch. It is still watched as a
     training step (fast mode, one entry per call in the report's steps), read from its graph; an evaluation
     step updating a metric and a function nudging a weight are not steps."""
     import keras
     import tensorflow as tf
-    from nanwatch.engine import traced_graph
     model, optimizer, train_step = _loop()
     metric = keras.metrics.Mean()
     kernel = model.layers[0].kernel
@@ -274,10 +278,10 @@ def test_a_step_traced_before_the_watch_is_a_training_step_and_an_evaluation_or_
     batches = _data()
     x, y = batches[0]
     train_step(x, y), eval_step(x, y), nudge()        # traced before any watch
-    assert traced_graph.updates_weights(train_step.get_concrete_function(x, y))
-    assert not traced_graph.updates_weights(eval_step.get_concrete_function(x, y))
-    assert not traced_graph.updates_weights(nudge.get_concrete_function())
-    assert traced_graph.updates_weights(step_under_cond.get_concrete_function(x, y, tf.constant(True)))
+    assert _updates_weights(train_step.get_concrete_function(x, y))
+    assert not _updates_weights(eval_step.get_concrete_function(x, y))
+    assert not _updates_weights(nudge.get_concrete_function())
+    assert _updates_weights(step_under_cond.get_concrete_function(x, y, tf.constant(True)))
 
     with nanwatch.watch(panel=False, figures=False) as report:
         for x, y in batches[:6]:
