@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import weakref
 
+from .direct_call import DirectCalls
 
 class StateGuard:
     """The all-finite flag of a fixed list of variables, checked in the same traced call as the step,
@@ -87,8 +88,9 @@ class StateGuard:
                 with tf.control_dependencies(kept() + [agreement_made]):
                     result = step_of()(*args, **kwargs)
                 return result, verdict(result, agreement_made)
-            self._fused = tf.function(step_then_check, autograph=False)
-            self._fused._nanwatch_own = True
+            fused = tf.function(step_then_check, autograph=False)
+            fused._nanwatch_own = True
+            self._fused = DirectCalls(fused)
             if getattr(step, "python_function", None) is not None:
                 def draw_step_then_check(nanwatch_flag, *args, **kwargs):
                     agreement_made = agreed(nanwatch_flag)
@@ -102,8 +104,9 @@ class StateGuard:
                     self.draws_complete = all(getattr(t, "graph", graph) is graph
                                               for t in tf.nest.flatten(drawn, expand_composites=True))
                     return result, verdict(result, agreement_made), drawn if self.draws_complete else []
-                self._drawing = tf.function(draw_step_then_check, autograph=True)
-                self._drawing._nanwatch_own = True
+                drawing = tf.function(draw_step_then_check, autograph=True)
+                drawing._nanwatch_own = True
+                self._drawing = DirectCalls(drawing)
 
     def read(self) -> tuple:
         """(all finite?, snapshot of the values)."""
@@ -148,6 +151,11 @@ class StateGuard:
     def serves(self, step) -> bool:
         """Is this the check made for `step` (not for another function that had the same id)?"""
         return self._step() is step
+
+    @property
+    def direct_calls(self) -> int:
+        """Fused calls that went straight to their trace, without the function's dispatch."""
+        return sum(calls.direct for calls in (self._fused, self._drawing) if calls is not None)
 
     @property
     def fused(self) -> bool:

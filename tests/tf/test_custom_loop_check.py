@@ -291,3 +291,56 @@ def test_a_step_traced_before_the_watch_is_a_training_step_and_an_evaluation_or_
     data = report.to_dict()
     assert report.status == "healthy" and data["mode"] == "fast"
     assert len(data["steps"]) == 6
+
+
+def test_calls_that_skip_the_function_dispatch_run_the_trace_their_arguments_choose():
+    """Later calls go straight to the trace an earlier call with the same kind of arguments used
+    (engine/direct_call.py): a Python value baked into the trace, a keyword, a smaller last batch, a
+    numpy batch and an iterator each choose their own, as in the unwatched run: the same losses and weights."""
+    import tensorflow as tf
+    from nanwatch.engine import functions
+
+    def run(watched):
+        model, optimizer, _ = _loop(seed=3)
+
+        @tf.function
+        def step(x, y, scale, apply=True):
+            with tf.GradientTape() as tape:
+                loss = scale * tf.reduce_mean(tf.square(model(x, training=True) - y))
+            if apply:      # Python: each value its own trace
+                grads = tape.gradient(loss, model.trainable_variables)
+                optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return loss
+
+        @tf.function
+        def drawing(iterator):
+            x, y = next(iterator)
+            return step(x, y, 1.0)
+
+        data = _data()
+        calls = []
+        for i in range(4):
+            for j, (x, y) in enumerate(data):
+                scale = (1.0, 2.0, 0.5)[(i + j) % 3]
+                if j % 4 == 3:
+                    calls.append(("kw", step(x, y=tf.constant(y), scale=scale, apply=False)))
+                elif j % 4 == 2:
+                    calls.append(("np", step(x[:8], y[:8], scale)))   # a numpy batch, a shape of its own
+                else:
+                    calls.append(("t", step(tf.constant(x), tf.constant(y), scale)))
+        iterators = [iter(tf.data.Dataset.from_tensor_slices(_data()[0]).batch(4).repeat()) for _ in range(2)]
+        for _ in range(3):
+            for it in iterators:
+                calls.append(("it", drawing(it)))
+        guards = [functions._KNOWN[f].guard for f in (step, drawing) if watched and f in functions._KNOWN]
+        return [(kind, float(loss)) for kind, loss in calls], [w.copy() for w in model.get_weights()], guards
+
+    plain_calls, plain_weights, _ = run(False)
+    with nanwatch.watch(panel=False, figures=False) as report:
+        watched_calls, watched_weights, guards = run(True)
+    assert report.status == "healthy", report.to_text()
+    assert [k for k, _ in watched_calls] == [k for k, _ in plain_calls]
+    np.testing.assert_allclose([v for _, v in watched_calls], [v for _, v in plain_calls], rtol=1e-5)
+    for a, b in zip(plain_weights, watched_weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert len(guards) == 2 and all(guard.direct_calls > 0 for guard in guards)    # the dispatch was skipped
