@@ -17,6 +17,7 @@ import weakref
 import numpy as np
 
 from . import model_facts, readback, stats, step_failure
+from .direct_call import DirectCalls
 from .sentinel import SQUARES_OVERFLOW, capturing_gradients, replica_verdicts, replicas_to_replay, verdict_reason
 from .batches import bad_batch_detection, numpy_structure, pipeline_data_error
 from .frames import resolve
@@ -300,10 +301,11 @@ def _traced(model, kind, flavour):
 class _Unchecked:
     """Calls a step function with the op callback off: tracing adds no per-op checks, and
     running it pays no per-op callback cost (TF sends every eager op through Python while
-    any op callback is registered)."""
+    any op callback is registered). A traced step is called straight on its trace for arguments
+    of a kind seen before (engine/direct_call.py)."""
 
     def __init__(self, fn):
-        self.fn = fn
+        self.fn = DirectCalls(fn) if hasattr(fn, "get_concrete_function") else fn
 
     def __call__(self, data):
         with detached_current():
