@@ -7,8 +7,9 @@ step (bench/bench_custom_loop.py), paid on every call. Here the first call with 
 goes through the function (tracing, dispatch, a first call's variable creation: all TensorFlow's);
 later calls with the same kind call the concrete function it used. The kind is a cheap key: each
 tensor's dtype and shape (and device, for a strategy's per-replica values), each Python scalar's type
-and value, and the identity of an iterator (held weakly); any other argument gives no key and the
-call goes through the function, as before.
+and value, and the identity of an iterator (held weakly), with the calling context TensorFlow's own
+dispatch keys on (a strategy's scope, a replica's context, ...); any other argument gives no key and
+the call goes through the function, as before.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class DirectCalls:
         import tensorflow as tf
         refs: list = []
         key = call_key((args, kwargs), refs)
+        context = _calling_context()
+        key = None if key is None or context is None else (context, key)
         if key is not None and not tf.config.functions_run_eagerly():
             hit = self._concrete.get(key)
             if hit is not None and all(ref() is not None for ref in hit[1]):
@@ -51,6 +54,17 @@ class DirectCalls:
             while len(self._concrete) > _KEPT:
                 self._concrete.popitem(last=False)
         return result
+
+
+def _calling_context():
+    """What besides the arguments makes a `tf.function` choose another trace: the context TensorFlow's
+    own dispatch keys on (in a strategy's scope or a replica's, the device, a SavedModel export, ...).
+    None when TensorFlow no longer has it where we look (then no call is made directly)."""
+    try:
+        from tensorflow.python.eager.polymorphic_function import function_context
+        return function_context.make_function_context()
+    except Exception:
+        return None
 
 
 def _tensors(args, kwargs) -> list:
