@@ -49,8 +49,11 @@ class DirectCalls:
                 return concrete(*args, **kwargs)
         result = self.function(*args, **kwargs)
         if key is not None and not tf.config.functions_run_eagerly():
-            # a lookup now: the call above traced it if it was new
-            self._concrete[key] = [self.function.get_concrete_function(*args, **kwargs), refs, None]
+            try:      # a lookup now: the call above traced it if it was new
+                concrete = self.function.get_concrete_function(*args, **kwargs)
+            except Exception:     # the call ran: its result stands, only the shortcut is not taken
+                return result
+            self._concrete[key] = [concrete, refs, None]
             while len(self._concrete) > _KEPT:
                 self._concrete.popitem(last=False)
         return result
