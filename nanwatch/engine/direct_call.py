@@ -30,12 +30,9 @@ class DirectCalls:
         self.direct = 0        # calls that went straight to a trace
 
     def __call__(self, *args, **kwargs):
-        import tensorflow as tf
         refs: list = []
-        key = call_key((args, kwargs), refs)
-        context = _calling_context()
-        key = None if key is None or context is None else (context, key)
-        if key is not None and not tf.config.functions_run_eagerly():
+        key = self._key(args, kwargs, refs)
+        if key is not None:
             hit = self._concrete.get(key)
             if hit is not None and all(ref() is not None for ref in hit[1]):
                 self.direct += 1
@@ -48,7 +45,7 @@ class DirectCalls:
                     return concrete._call_flat(_tensors(args, kwargs), concrete.captured_inputs)
                 return concrete(*args, **kwargs)
         result = self.function(*args, **kwargs)
-        if key is not None and not tf.config.functions_run_eagerly():
+        if key is not None:
             try:      # a lookup now: the call above traced it if it was new
                 concrete = self.function.get_concrete_function(*args, **kwargs)
             except Exception:     # the call ran: its result stands, only the shortcut is not taken
@@ -57,6 +54,17 @@ class DirectCalls:
             while len(self._concrete) > _KEPT:
                 self._concrete.popitem(last=False)
         return result
+
+    @staticmethod
+    def _key(args, kwargs, refs: list):
+        """The call's kind with its calling context, or None: go through the function (also while
+        `tf.config.run_functions_eagerly(True)` has functions run as Python)."""
+        import tensorflow as tf
+        if tf.config.functions_run_eagerly():
+            return None
+        key = call_key((args, kwargs), refs)
+        context = _calling_context() if key is not None else None
+        return None if context is None else (context, key)
 
 
 def _calling_context():
@@ -103,7 +111,7 @@ def call_key(value, refs: list):
     if isinstance(value, dict):
         parts = tuple((k, call_key(v, refs)) for k, v in sorted(value.items(), key=lambda kv: repr(kv[0])))
         return None if any(p is None for _, p in parts) else (type(value), parts)
-    if isinstance(value, tf.Tensor) and not isinstance(value, tf.Variable):
+    if isinstance(value, tf.Tensor):       # (a tf.Variable is no tf.Tensor: no key)
         if not hasattr(value, "numpy"):
             return None                    # a symbolic tensor: not an eager call
         return ("tensor", value.dtype, tuple(value.shape))
@@ -116,10 +124,15 @@ def call_key(value, refs: list):
         parts = tuple(("tensor", v.dtype, tuple(v.shape), v.device) if isinstance(v, tf.Tensor) else None
                       for v in values)
         return None if None in parts else (type(value), parts)
-    if hasattr(value, "get_next") and hasattr(value, "__next__"):      # an iterator: this one
+    if is_iterator(value):                # this one
         try:
             refs.append(weakref.ref(value))
         except TypeError:
             return None
         return ("iterator", type(value), id(value))
     return None
+
+
+def is_iterator(value) -> bool:
+    """An iterator a step draws its batch from (`tf.data`'s or a strategy's distributed one)."""
+    return hasattr(value, "get_next") and hasattr(value, "__next__")

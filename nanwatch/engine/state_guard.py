@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import weakref
 
-from .direct_call import DirectCalls
+from .direct_call import DirectCalls, is_iterator
+
 
 class StateGuard:
     """The all-finite flag of a fixed list of variables, checked in the same traced call as the step,
@@ -206,17 +207,13 @@ def _shadows(variables) -> list:
 
 def draws_from_iterator(args, kwargs) -> bool:
     """Does the call take an iterator it draws its batch from (`train_step(iterator)`, `next` inside)?"""
-    return any(_is_iterator(a) for a in list(args) + list(kwargs.values()))
-
-
-def _is_iterator(value) -> bool:
-    return hasattr(value, "get_next") and hasattr(value, "__next__")
+    return any(is_iterator(a) for a in list(args) + list(kwargs.values()))
 
 
 def _wrapped(args, kwargs, wrap) -> tuple:
     """The call's arguments with every iterator wrapped."""
-    return ([wrap(a) if _is_iterator(a) else a for a in args],
-            {k: wrap(v) if _is_iterator(v) else v for k, v in kwargs.items()})
+    return ([wrap(a) if is_iterator(a) else a for a in args],
+            {k: wrap(v) if is_iterator(v) else v for k, v in kwargs.items()})
 
 
 class Drawn:
