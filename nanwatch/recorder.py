@@ -354,7 +354,8 @@ class Recorder(RunEvents):
             self.note(f"the NaN/Inf came out of tf.function '{name}', traced before this cell, so the ops inside "
                       "were not instrumented. Define (or re-create) the function inside the watched cell to see "
                       "the op that made it.")
-        first = locate.first_nonfinite(detection, step=self.current_step(), epoch=self.epoch,
+        step = detection.step if detection.step is not None else self.current_step()
+        first = locate.first_nonfinite(detection, step=step, epoch=self.epoch,
                                        layer_names=self.layers.names, replayed=replayed, reproduced=reproduced)
         self.report.first_nonfinite = first
         self.publish("first_nonfinite", first, [])

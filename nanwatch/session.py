@@ -178,6 +178,11 @@ class WatchSession:
 
     def _complete_report(self):
         report, evidence = self.report, self.recorder.evidence
+        if self.functions is not None:
+            try:
+                self.functions.settle()   # several workers: a finding held after the last step call, agreed
+            except NonFiniteFound:
+                pass
         if self.probe is not None:
             held = self.probe.take_held()
             if held is not None:   # several workers: found after this worker's last step call

@@ -57,6 +57,7 @@ class Detection:
     made_from: str | None = None  # "mask": the op made NaN out of an intended infinity (a -inf mask)
     replica: int | None = None    # the replica id in sync, when known (else read from the device)
     task: int | None = None       # the worker (task index) that made the value, under a multi-worker strategy
+    step: int | None = None       # the step that made it, when found before the step it stops (held by a worker)
     # numpy values of the inputs of the op a fix would rewrite (for a gradient origin: the forward op's),
     # so that engine/verify.py can try the rewritten op on them; () when not recorded
     op_inputs: tuple = ()

@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+from typing import NamedTuple
 
 from ..ops import GRAPH_WRITE_PREFIXES
 
 _GROUP_KEY = 0x6E57            # a collective group of nanwatch's own (the strategy's keys count from 1)
 _ROW = 2048                    # bytes of JSON per worker in the findings exchange
 _FINDINGS_TIMEOUT = 300.0      # seconds: a worker replaying a long step is waited for, a dead one is not
+SETTLE_TIMEOUT = 120.0         # seconds: the workers' last agreement, when a watch ends
 
 _cached: list = [None, None]   # (server def, Cluster)
 
@@ -57,9 +59,9 @@ class Cluster:
                                                merge_op=merge_op, timeout=timeout)
         return np.asarray(out.numpy())
 
-    def any_harm(self, harmed: bool) -> bool:
+    def any_harm(self, harmed: bool, timeout: float = 0.0) -> bool:
         """One collective of one number: did any worker see harm in this call? (All call it at every call.)"""
-        return bool(self._all_reduce([1.0 if harmed else 0.0], "Max")[0] > 0)
+        return bool(self._all_reduce([1.0 if harmed else 0.0], "Max", timeout=timeout)[0] > 0)
 
     def in_step_agreement(self):
         """A function for traced code: (this worker's flag, a float scalar) -> the largest flag of all workers,
@@ -125,33 +127,63 @@ _CALLS = frozenset({"If", "StatelessIf", "While", "StatelessWhile", "Case", "Sta
                     "StatefulPartitionedCall"})   # their body is another graph: what they write is not walked
 
 
-def same_on_every_worker(concrete) -> bool:
-    """Are a traced step's float outputs and the variables it writes the same on every worker, whatever each
-    worker's data? A dataflow walk of its graph: a value is the same everywhere when it comes from a
-    collective that gives every worker the whole result, a constant, a read of a variable, or ops on such
-    values; a function argument (the worker's data), a random or other stateful op, a nested function or a
-    control-flow op is taken to differ. One write of a differing value (or a variable passed to a nested
-    function or control-flow op, whose writes are not walked) and the answer is no: a read of that variable,
-    in this call or the next, would differ too."""
+class Split(NamedTuple):
+    """Which of a traced step's checked values differ from worker to worker (`worker_split`)."""
+    outputs_differ: bool    # a float output is the worker's own (its own loss, not all-reduced)
+    local: list             # the variables it writes from a worker's own values (a metric's totals)
+
+
+def worker_split(concrete) -> Split | None:
+    """Which of a traced step's float outputs and written variables can differ between workers, whatever
+    their data? A dataflow walk of its graph: a value is the same everywhere when it comes from a collective
+    that gives every worker the whole result, a constant, a read of a variable written only from such values,
+    or ops on such values; a function argument (the worker's data), a random or other stateful op, a nested
+    function or a control-flow op is taken to differ. A variable written from a differing value (or with a
+    differing variable in the same update, as an optimizer's slot) is local, and its reads differ in turn: the
+    walk is repeated until the local set stops growing. None when a variable is passed to a nested function or
+    a control-flow op (its writes there are not walked): nothing is known."""
     import tensorflow as tf
     try:
         operations = concrete.graph.get_operations()    # in creation order: inputs before their consumers
         outputs = [t for t in concrete.outputs if t.dtype.is_floating]
-        handles = {id(v.handle) for v in concrete.variables}
-        variables = {inside.name for outside, inside in concrete.graph.captures if id(outside) in handles}
+        inner = {id(outside): inside.name for outside, inside in concrete.graph.captures}
+        variables = {inner[id(v.handle)]: v for v in concrete.variables if id(v.handle) in inner}
     except Exception:
-        return False
+        return None
+    local: set = set()
+    while True:
+        walked = _walk(operations, set(variables), local)
+        if walked is None:
+            return None
+        same, written = walked
+        if written <= local:
+            break
+        local |= written
+    return Split(not all(same.get(t.name, False) for t in outputs),
+                 [variables[name] for name in variables if name in local])
+
+
+def _walk(operations, variables: set, local: set):
+    """One pass: ({tensor name: same on every worker?}, {variables written from a differing value}), or None
+    when a variable goes into a nested function or control flow. `local`: variables known to differ."""
+    import tensorflow as tf
     same: dict = {}
+    root: dict = {}          # a resource tensor -> the captured resource it passes on (Identity)
+    written: set = set()
     for op in operations:
-        resources = [t.name for t in op.inputs if t.dtype == tf.resource]
+        resources = [root.get(t.name, t.name) for t in op.inputs if t.dtype == tf.resource]
         data = [same.get(t.name, False) for t in op.inputs if t.dtype != tf.resource]
+        if op.type in ("Identity", "IdentityN") and resources:
+            root.update((t.name, r) for t, r in zip(op.outputs, resources))
         if op.type == "Const" or op.type in _SAME_OUTPUT:
             result = [True] * len(op.outputs)
         elif op.type in _READS:
-            result = [all(data)] * len(op.outputs)
+            result = [all(data) and not local.intersection(resources)] * len(op.outputs)
         elif resources:          # a write, or another use of a resource (an iterator's next batch)
-            if op.type.startswith(GRAPH_WRITE_PREFIXES) and not all(data) or op.type in _CALLS and variables.intersection(resources):
-                return False
+            if op.type in _CALLS and variables.intersection(resources):
+                return None
+            if op.type.startswith(GRAPH_WRITE_PREFIXES) and (not all(data) or local.intersection(resources)):
+                written.update(variables.intersection(resources))
             result = [False] * len(op.outputs)
         elif op.type == "IdentityN":
             result = data
@@ -160,7 +192,14 @@ def same_on_every_worker(concrete) -> bool:
         else:
             result = [all(data)] * len(op.outputs)
         same.update(zip((t.name for t in op.outputs), result))
-    return all(same.get(t.name, False) for t in outputs)
+    return same, written
+
+
+def same_on_every_worker(concrete) -> bool:
+    """Are a traced step's float outputs and the variables it writes the same on every worker, whatever each
+    worker's data (`worker_split`: nothing differs)? A wrong True would let one worker stop alone."""
+    split = worker_split(concrete)
+    return split is not None and not split.outputs_differ and not split.local
 
 
 def _is_stateful(op) -> bool:
@@ -279,7 +318,9 @@ def agree(group: Cluster, local, events) -> list:
     """Every worker's finding, exchanged in one collective; [the origin's detection] for this worker's report
     (its own when it made the value), or [] when no worker's replay found one."""
     found = group.findings(summary(local) if local is not None else None)
-    ranks = [rank for rank, item in enumerate(found) if item is not None]
+    # the earliest step first (a finding held from an earlier call), then the lowest rank
+    ranks = sorted((rank for rank, item in enumerate(found) if item is not None),
+                   key=lambda rank: (found[rank].get("step") is None, found[rank].get("step") or 0, rank))
     if not ranks:
         events.note(f"no worker's replay found where the non-finite value was made ({group.size} workers).")
         return []
@@ -298,7 +339,7 @@ def agree(group: Cluster, local, events) -> list:
 
 _WHERE_KEYS = ("layer", "layer_path", "phase", "source", "scope")
 _KEYS = ("context", "op_type", "op_name", "slot", "dtype", "kind", "counts", "inputs", "data", "consumer",
-         "gradient_of", "device", "notes", "gradient_of_op", "made_from", "task", "replica", "histogram")
+         "gradient_of", "device", "notes", "gradient_of_op", "made_from", "task", "replica", "histogram", "step")
 
 
 def summary(detection) -> dict:

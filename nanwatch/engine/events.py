@@ -26,6 +26,10 @@ class RunEvents:
         """Inside Keras fit/evaluate/predict: a `tape.gradient` there is Keras's, not a custom loop's."""
         return False
 
+    def current_step(self) -> int:
+        """The step being run (a custom loop's: the steps completed so far)."""
+        return 0
+
     # --- what the engine tells ---------------------------------------------------------------
     def note(self, text: str) -> None:
         """Something the user should read in the report (a setting changed for the cell, a limit)."""

@@ -62,6 +62,7 @@ class FunctionPatch:
         self._saved = None
         self._steps: set = set()           # ids of functions that are training steps
         self._agreeing: set = set()        # ids of steps whose workers agree inside the call (noted once)
+        self._owns = False                 # a step with values of each worker's own ran agreeing in the call
 
     def install(self):
         from tensorflow.python.eager.polymorphic_function import polymorphic_function as pf
@@ -140,7 +141,11 @@ class FunctionPatch:
                     self._before[id(fn)] = (guard, guard.read()[1])
             with self.probe.detached():
                 result = original(fn, *args, **kwargs)
-        result, state_ok, outputs_ok, drawn, others = fused if fused is not None else (result, None, None, None, False)
+        if fused is not None:
+            result, state_ok, outputs_ok, drawn, others, local_ok = fused
+        else:
+            state_ok = outputs_ok = drawn = None
+            others, local_ok = False, True
         values = None
         in_step = in_step and fused is not None
         if in_step and id(fn) not in self._agreeing:
@@ -148,7 +153,8 @@ class FunctionPatch:
             self.events.note(f"tf.function '{fn.__name__}' runs on several workers and its outputs and the weights it "
                              "writes come from their all-reduce (the same on every worker): a non-finite one is "
                              "seen by every worker in the same call, so they do not agree on the verdict after "
-                             "each call; what one worker finds between calls is agreed inside the next call.")
+                             "each call; what one worker finds between calls is agreed inside the next call."
+                             + (_OWN_VALUES.format(own=_own_values(guard)) if guard.splits else ""))
         if self.state.traced_applies > applied or fn in _TRAINING_STEPS or self._state_of[id(fn)].trains:
             self._steps.add(id(fn))
             _store(fn, None, step=True)
@@ -158,21 +164,29 @@ class FunctionPatch:
         retraced = self._state_of[id(fn)].guard is not guard
         if retraced:                     # retraced in this call: its own check, and no state from before it
             guard = self._state_of[id(fn)].guard
-            state_ok = None
+            state_ok, local_ok = None, True
+            in_step = False              # every worker retraced here alike: they agree after the call
         with self.probe.paused():
             if state_ok is None:
                 state_ok, values = guard.read()     # one traced call: the all-finite flag and a snapshot
             if outputs_ok is None:          # not checked in the call
                 outputs_ok = all(stats.all_finite(stats.to_numpy(t)) for t in tf.nest.flatten(result)
                                  if getattr(getattr(t, "dtype", None), "is_floating", False))
-        bad_state = not state_ok
-        bad_output = not outputs_ok
-        # a step whose checked values are the same on every worker (in_step) saw what the others saw; what a
-        # worker held was agreed in the call. Otherwise the workers agree after the call.
+        # agreed in the call (in_step), the values the same on every worker were seen by every worker; a worker's
+        # own values (its own loss, a metric's totals) only by itself: harm there is held for the next call
+        own = in_step and guard.splits
+        own_harm = own and (not local_ok or not outputs_ok and guard.local_outputs)
+        bad_state = not state_ok or not local_ok and not own
+        bad_output = not outputs_ok and not (own and guard.local_outputs)
+        # what a worker held was agreed in the call (in_step); otherwise the workers agree after the call
         harm_elsewhere = others if in_step else \
             group is not None and group.any_harm(bad_state or bad_output or held is not None)
         if harm_elsewhere and not (bad_state or bad_output):
             bad_output = "another worker"    # harm elsewhere (or earlier, held): every worker stops at this call
+        elif own_harm and not (bad_state or bad_output):
+            self._own_harm(fn, args, kwargs, variables, guard, drawn, group, "a non-finite output" if not outputs_ok
+                           else "non-finite values of this worker's own after the call")
+        self._owns = self._owns or own
         if bad_state or bad_output:
             if fused is not None:
                 before = None if retraced else guard.before()
@@ -208,12 +222,14 @@ class FunctionPatch:
                 cluster = distributed.cluster()
                 collective = concrete is not None and cluster is not None and traced_graph.has_collectives(graph_def)
                 group = cluster if collective else None
-                # several workers and a step whose checked values are the same on all: no agreement after the
-                # call, only on what a worker found between calls, inside the call (engine/distributed.py)
-                agreement = group.in_step_agreement() if group is not None and concrete is not None \
-                    and distributed.same_on_every_worker(concrete) else None
+                # several workers, and a step whose checked values are known to be the same on all or a worker's
+                # own: no agreement after the call, only on what a worker found before it, inside the call
+                # (engine/distributed.py)
+                split = distributed.worker_split(concrete) if group is not None and concrete is not None else None
+                agreement = group.in_step_agreement() if split is not None else None
                 with self.probe.paused():          # our own traced check: neither instrumented nor checked
-                    guard = StateGuard(variables, step=fn, fuse=concrete is not None, agreement=agreement)
+                    guard = StateGuard(variables, step=fn, fuse=concrete is not None, agreement=agreement,
+                                       split=split)
                 trains = concrete is not None and traced_graph.updates_weights(concrete, graph_def)
                 known = Known(count, variables, collective, guard, trains)
                 _store(fn, known)
@@ -222,54 +238,108 @@ class FunctionPatch:
         return known.variables
 
     def _harm_seen(self, fn, args, kwargs, variables, before, reason, group=None, held=None, hold=False, drawn=None):
-        from .replay import restored
         if before is not None and len(before) == len(variables):
             with self.probe.paused():
                 for var, value in zip(variables, before):
                     var.assign(value)        # the call's update is not kept: the weights as before it
+        if held is not None:
+            # made on this worker before this call: the origin is known (placed on its worker, if not yet)
+            found, draws = [held if held.task is not None or group is None else distributed.placed(held, {}, group)], False
+            self.events.note(f"found on this worker before this call of tf.function '{fn.__name__}' (between "
+                             "calls, or in an earlier call's values of this worker's own); every worker stopped "
+                             "at this call.")
+        else:
+            found, draws = self._replayed(fn, args, kwargs, variables, drawn, group)
+        if group is not None:
+            found = distributed.agree(group, found[0] if found else None, self.events)
+        self.probe.report(found[0] if found else self._unreproduced(fn, reason, draws),
+                          agreed=not hold)       # raises NonFiniteFound when stopping
+
+    def _own_harm(self, fn, args, kwargs, variables, guard, drawn, group, reason):
+        """Several workers, and a non-finite value among the values only this worker holds (its own loss, a
+        metric's totals), the shared weights finite: the others did not see it, and this worker stopping alone
+        would leave them waiting in the next collective. This worker puts its own variables back, finds the
+        origin by a replay from the state before the call, and holds the finding: its flag goes up in the next
+        call of a step, where every worker stops. This call's update of the shared weights (finite, the same
+        on every worker) is kept."""
+        import dataclasses
+        import tensorflow as tf
+        step = self.events.current_step()
+        with self.probe.paused():
+            after = [tf.identity(v) for v in variables]
+            for var, value in zip(variables, guard.before()):
+                var.assign(value)            # the replay starts from the state before the call
+        found, draws = self._replayed(fn, args, kwargs, variables, drawn, group)
+        with self.probe.paused():
+            for var, value, mine in zip(variables, after, guard.local):
+                if not mine:
+                    var.assign(value)        # the shared update kept; this worker's own variables put back
+        self.events.note(f"call {step} of tf.function '{fn.__name__}' made a non-finite value among the values "
+                         f"this worker holds alone ({_own_values(guard)}), the weights shared by every worker "
+                         "finite: this worker put its own variables back, kept the shared update, and every "
+                         "worker stopped at the next call, where the workers agree.")
+        detection = found[0] if found else self._unreproduced(fn, reason, draws)
+        self.probe.report(dataclasses.replace(detection, step=step), agreed=False)    # held
+
+    def _replayed(self, fn, args, kwargs, variables, drawn, group) -> tuple:
+        """The call replayed eagerly on its arguments, every op checked: ([the detection placed on its replica
+        and worker] or [], whether the batch was drawn inside the call and not kept, so not replayed)."""
+        from .replay import restored
         replica: dict = {}
         found: list = []
         draws = draws_from_iterator(args, kwargs)
         if draws and drawn:
             args, kwargs = replaying(args, kwargs, drawn)   # the batches the call drew, given again
             draws = False
-        if held is not None:
-            found = [held]                   # made on this worker before this call: the origin is known
-            self.events.note(f"found on this worker between calls of tf.function '{fn.__name__}'; every worker "
-                             "stopped at its next call.")
-        elif draws:
+        if draws:
             self.events.note(f"tf.function '{fn.__name__}' draws its batch from an iterator inside the call, and the "
                              "batch this call drew was not kept (drawn inside a graph loop, or the step could not "
                              "be traced in nanwatch's own function), so the call was not replayed. Pass the batch "
                              f"as the argument (`for batch in dataset: {fn.__name__}(batch)`) to have the op or "
                              "the data rows named.")
-        else:
-            with restored(variables, self.probe), distributed.local_strategy(replica), \
-                    self.probe.capturing(_Found) as found:
-                try:
-                    self._outputs_reach_training(fn.python_function(*args, **kwargs))
-                except _Found:
-                    pass
-                except Exception as exc:
-                    self.events.note(f"the eager replay of tf.function '{fn.__name__}' raised "
-                                     f"{type(exc).__name__}: {str(exc)[:200]}")
-        found = [distributed.placed(found[0], replica, group)] if found and (replica or group) else found
-        if group is not None:
-            found = distributed.agree(group, found[0] if found else None, self.events)
-        if found:
-            self.probe.report(found[0], agreed=not hold)       # raises NonFiniteFound when stopping
-            return
+            return found, draws
+        with restored(variables, self.probe), distributed.local_strategy(replica), \
+                self.probe.capturing(_Found) as found:
+            try:
+                self._outputs_reach_training(fn.python_function(*args, **kwargs))
+            except _Found:
+                pass
+            except Exception as exc:
+                self.events.note(f"the eager replay of tf.function '{fn.__name__}' raised "
+                                 f"{type(exc).__name__}: {str(exc)[:200]}")
+        return ([distributed.placed(found[0], replica, group)] if found and (replica or group) else found), draws
+
+    def _unreproduced(self, fn, reason, draws):
+        """The finding when the replay named no op: fast mode's sentinel, with what it saw."""
         import dataclasses
+        import sys
         from .detection import Detection
         from .frames import resolve
-        import sys
-        where = resolve(sys._getframe(2), self.probe.cells)
+        where = resolve(sys._getframe(3), self.probe.cells)
         if not draws:
             self.events.note(f"fast mode saw {reason} of tf.function '{fn.__name__}', but its eager replay did not "
                              "reproduce it (random ops draw anew): rerun the cell with --mode exact to pinpoint the op.")
-        self.probe.report(Detection(context="sentinel", op_type=None, op_name=None, slot=0, kind=reason,
-                                    where=dataclasses.replace(where, phase="optimizer" if "weights" in reason
-                                                              else "forward", layer=None)), agreed=not hold)
+        return Detection(context="sentinel", op_type=None, op_name=None, slot=0, kind=reason,
+                         where=dataclasses.replace(where, phase="optimizer" if "weights" in reason else "forward",
+                                                   layer=None))
+
+    def settle(self):
+        """The watch ends. A worker that found harm in its own values in its last step call holds it, and the
+        other workers would end healthy: one last agreement among the workers that ran such a step (all of
+        them, in lockstep), with a time limit. Raises NonFiniteFound when the run stops on a finding."""
+        group = distributed.cluster()
+        if not self._owns or group is None or not self.probe.active:
+            return
+        held = self.probe.take_held()
+        try:
+            harm = group.any_harm(held is not None, timeout=distributed.SETTLE_TIMEOUT)
+            found = distributed.agree(group, held, self.events) if harm else []
+        except Exception as exc:      # a worker gone (its cell raised): this worker's own finding stands
+            self.events.note("the workers could not agree at the end of the watch "
+                             f"({type(exc).__name__}: {str(exc)[:200]}).")
+            found = [held] if held is not None else []
+        if found:
+            self.probe.report(found[0], agreed=True)
 
 
     def _outputs_reach_training(self, result):
@@ -280,6 +350,21 @@ class FunctionPatch:
         for tensor in tf.nest.flatten(result):
             if getattr(getattr(tensor, "dtype", None), "is_floating", False):
                 self.probe.eager.sink(tensor, frame)
+
+
+_OWN_VALUES = (" Its {own} are each worker's own: a non-finite one there is checked in the call by that worker "
+               "alone, which puts its own variables back and raises its flag at the next call, where every worker "
+               "stops (the workers stop one call later than the call that made the value; that call's update of "
+               "the shared weights, finite, is kept).")
+
+
+def _own_values(guard) -> str:
+    """What of a step's checked values is each worker's own, in words."""
+    names = [getattr(v, "name", "?").split(":")[0] for v, mine in zip(guard.variables, guard.local) if mine]
+    parts = (["float outputs"] if guard.local_outputs else []) + (
+        [f"variables {', '.join(names[:4])}" + (f" and {len(names) - 4} more" if len(names) > 4 else "")]
+        if names else [])
+    return " and ".join(parts)
 
 
 def _concrete(fn, args, kwargs):

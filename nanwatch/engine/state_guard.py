@@ -24,6 +24,7 @@ on them (`Replayed`).
 from __future__ import annotations
 
 import weakref
+from typing import NamedTuple
 
 from .direct_call import DirectCalls, is_iterator
 
@@ -32,9 +33,16 @@ class StateGuard:
     """The all-finite flag of a fixed list of variables, checked in the same traced call as the step,
     and their values before that call (or a snapshot from one traced call, for a step not fused)."""
 
-    def __init__(self, variables: list, step=None, fuse: bool = True, agreement=None):
+    def __init__(self, variables: list, step=None, fuse: bool = True, agreement=None, split=None):
         import tensorflow as tf
         self.variables = list(variables)
+        # several workers (engine/distributed.py, `worker_split`): the variables the step writes from this
+        # worker's own values, and whether its float outputs are its own; the rest is the same on every worker
+        own = {id(v) for v in (split.local if split is not None else ())}
+        self.local = [id(v) in own for v in self.variables]
+        self.local_outputs = bool(split is not None and split.outputs_differ)
+        shared_variables = [v for v, mine in zip(self.variables, self.local) if not mine]
+        local_variables = [v for v, mine in zip(self.variables, self.local) if mine]
 
         def check_and_snapshot():
             # one read per variable serves both; the flag is the finiteness of the sum of sums (a NaN or an
@@ -49,10 +57,11 @@ class StateGuard:
             return tf.math.is_finite(tf.add_n(sums)) if sums else tf.constant(True)
 
         def verdict(result, agreement_made):
-            """[weights and slots finite, float outputs finite, any worker's flag up]: one read to the host."""
+            """[shared weights and slots finite, float outputs finite, any worker's flag up, this worker's own
+            variables finite]: one read to the host."""
             outputs = [t for t in tf.nest.flatten(result) if isinstance(t, tf.Tensor) and t.dtype.is_floating]
-            return tf.stack([all_finite([tf.convert_to_tensor(v) for v in self.variables]), all_finite(outputs),
-                             agreement_made > 0])
+            return tf.stack([all_finite([tf.convert_to_tensor(v) for v in shared_variables]), all_finite(outputs),
+                             agreement_made > 0, all_finite([tf.convert_to_tensor(v) for v in local_variables])])
 
         traced = tf.function(check_and_snapshot, autograph=False)
         traced._nanwatch_own = True     # engine/functions.py leaves our own functions alone
@@ -114,11 +123,9 @@ class StateGuard:
         ok, values = self._concrete()
         return _finite(ok, values), values
 
-    def call(self, args, kwargs, flag: bool = False) -> tuple:
-        """The step called on `args` and checked after it, in one call: (its result, weights and slots
-        all finite?, its float outputs all finite?, the batches it drew from an iterator argument or None,
-        the workers' agreement on `flag`: did any worker pass True? (`flag` itself when the guard does not
-        agree)). The state before the call is then `before()`.
+    def call(self, args, kwargs, flag: bool = False) -> "Checked | None":
+        """The step called on `args` and checked after it, in one call (`Checked`). The state before the
+        call is then `before()`.
         None when the arguments cannot be passed through a function of ours (then never again: the
         caller calls the step and `read`s)."""
         drawn = None
@@ -132,10 +139,12 @@ class StateGuard:
         except (TypeError, ValueError):   # raised while tracing ours, before anything ran
             self._fused = self._drawing = None
             return None
-        state_ok, outputs_ok, agreed = (bool(x) for x in verdict.numpy())
+        state_ok, outputs_ok, agreed, local_ok = (bool(x) for x in verdict.numpy())
         if not outputs_ok:        # confirmed value by value, as `_finite` does for the state
             outputs_ok = _finite_outputs(result)
-        return result, state_ok or _values_finite(self.variables), outputs_ok, drawn, agreed
+        mine = self.local
+        return Checked(result, state_ok or _values_finite([v for v, m in zip(self.variables, mine) if not m]),
+                       outputs_ok, drawn, agreed, local_ok or _values_finite([v for v, m in zip(self.variables, mine) if m]))
 
     def before(self) -> list:
         """The state as the last fused call found it (copied before its step ran)."""
@@ -163,10 +172,25 @@ class StateGuard:
         return self._fused is not None
 
     @property
+    def splits(self) -> bool:
+        """Are some of its checked values each worker's own (its outputs, or variables it writes)?"""
+        return self.local_outputs or any(self.local)
+
+    @property
     def agreeing(self) -> bool:
         """Does each call agree, among the workers, on the flag it is given?"""
         return self._agrees and self._fused is not None
 
+
+
+class Checked(NamedTuple):
+    """One fused call of a step: its result and the verdict read after it."""
+    result: object
+    state_ok: bool          # the weights and slots (those the same on every worker) all finite
+    outputs_ok: bool        # its float outputs all finite
+    drawn: list | None      # the batches it drew from an iterator argument, or None
+    agreed: bool            # the workers' agreement on the flag passed: did any worker pass True? (else the flag)
+    local_ok: bool          # the variables it writes from this worker's own values all finite (True if none)
 
 
 def _finite(flag, values) -> bool:

@@ -10,6 +10,9 @@ data (512 rows, 4 features, seeded by its task); the case decides what worker 1 
   `stop_gradient(log(min(x) + 1))` to its loss: a NaN in that replica's output, the gradients finite;
   a worker returns its own replica's value (`experimental_local_results`), so the NaN reaches worker
   1's training only; in one process the two replicas' values are summed;
+- `last`: as `output`, at row 500 (the last batch: the finding is agreed when the watch ends);
+- `metric`: as `output`, but the step returns the all-reduced loss and updates a Keras metric (as the guide's
+  `train_accuracy.update_state`) with `log(min(x) + 1)`: a NaN in that worker's metric only;
 - `healthy`: nothing.
 
 `--out DIR`: the worker writes DIR/weights-TASK.npz (the model's weights when the script ends, in a
@@ -34,6 +37,7 @@ import tensorflow as tf  # noqa: E402
 
 GLOBAL_BATCH = 32
 ROWS = 512
+METRICS: list = []     # the metric of each model built, last last
 
 
 def strategy_and_task():
@@ -52,10 +56,11 @@ def data(task: int, case: str, replicas_here: int):
     x = rng.random((ROWS, 4)).astype("float32")
     y = x.sum(axis=1, keepdims=True).astype("float32")
     bad_row = 100 if replicas_here == 1 else 100 + GLOBAL_BATCH // 2   # row 116: batch 3, replica 1's half
+    bad_row = ROWS - 12 if case == "last" else bad_row
     if task == 1 or replicas_here > 1:
         if case == "nan":
             x[bad_row, 2] = np.nan
-        elif case == "output":
+        elif case in ("output", "last", "metric"):
             x[bad_row, 0] = -2.0
     return x, y
 
@@ -65,7 +70,7 @@ def build(strategy, task, case, iterator=False, own_loss=None, width=8, depth=1)
     own loss rather than the all-reduced one (as the `output` case does); `width`, `depth`: its hidden
     layers (bench/bench_multi_worker.py times a larger step too)."""
     import keras
-    own_loss = case == "output" if own_loss is None else own_loss
+    own_loss = case in ("output", "last") if own_loss is None else own_loss
     replicas_here = len(strategy.extended.worker_devices)
     x, y = data(task, case, replicas_here)
     options = tf.data.Options()
@@ -79,6 +84,8 @@ def build(strategy, task, case, iterator=False, own_loss=None, width=8, depth=1)
                   for i in range(depth)]
         model = keras.Sequential([keras.Input((4,)), *hidden, keras.layers.Dense(1, name="out")])
         optimizer = keras.optimizers.SGD(learning_rate=0.01)
+        metric = keras.metrics.Mean(name="log_min")
+        METRICS.append(metric)
 
     def step_fn(inputs):
         features, target = inputs
@@ -87,8 +94,10 @@ def build(strategy, task, case, iterator=False, own_loss=None, width=8, depth=1)
             loss = tf.nn.compute_average_loss(tf.square(pred - target)[:, 0], global_batch_size=GLOBAL_BATCH)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        if case == "output":
+        if case in ("output", "last"):
             return loss + tf.stop_gradient(tf.math.log(tf.reduce_min(features) + 1.0))
+        if case == "metric":
+            metric.update_state(tf.math.log(tf.reduce_min(features) + 1.0))
         return loss
 
     @tf.function
@@ -159,7 +168,8 @@ def sequence(strategy, task, out):
 
     between = {"watched": chief_evaluates, "eager": eager_nan, "local": local_nan}
     for name, case, mode in (("watched", "healthy", "auto"), ("exact", "nan", "exact"), ("output", "output", "auto"),
-                             ("iterator", "nan", "auto"), ("eager", "healthy", "auto"), ("local", "healthy", "auto")):
+                             ("iterator", "nan", "auto"), ("eager", "healthy", "auto"), ("local", "healthy", "auto"),
+                             ("last", "last", "auto"), ("metric", "metric", "auto")):
         if name != "watched":
             model, optimizer, dist_dataset, train_step = build(strategy, task, case, iterator=name == "iterator")
         done = []
@@ -168,13 +178,14 @@ def sequence(strategy, task, out):
                   between=between.get(name))
         save(out, f"{name}-{task}", model, done)
         reports[name] = report.to_dict()
+        reports[name]["metric_variables"] = [float(np.asarray(v)) for v in METRICS[-1].variables]
     with open(os.path.join(out, f"reports-{task}.json"), "w") as f:
         json.dump(reports, f)
 
 
 def main(argv):
     parser = argparse.ArgumentParser()
-    parser.add_argument("--case", default="nan", choices=("nan", "output", "healthy"))
+    parser.add_argument("--case", default="nan", choices=("nan", "output", "last", "metric", "healthy"))
     parser.add_argument("--out", required=True)
     parser.add_argument("--sequence", action="store_true")
     args = parser.parse_args(argv)

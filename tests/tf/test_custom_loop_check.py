@@ -204,11 +204,23 @@ def test_the_state_check_flags_each_non_finite_value_and_not_finite_values_whose
         steps.assign_add(1)
         return {"big": big * x, "half": tf.cast(half, tf.float32) * x}
     fused = StateGuard([big, half, steps], step=step)
-    result, state_ok, outputs_ok, _, others = fused.call((tf.constant(1.0),), {})
-    assert (state_ok, outputs_ok, others) == (True, True, False)      # sums overflowed, values finite
-    result, state_ok, outputs_ok, _, others = fused.call((tf.constant(np.inf),), {}, flag=True)
-    assert (state_ok, outputs_ok, others) == (True, False, True)
+    checked = fused.call((tf.constant(1.0),), {})
+    assert (checked.state_ok, checked.outputs_ok, checked.agreed, checked.local_ok) == (True, True, False, True)
+    checked = fused.call((tf.constant(np.inf),), {}, flag=True)         # sums overflowed above, values finite
+    assert (checked.state_ok, checked.outputs_ok, checked.agreed, checked.local_ok) == (True, False, True, True)
     assert int(steps.numpy()) == 2 and [int(v) for v in fused.before()[2:]] == [1]
+
+    # several workers: the variables a step writes from a worker's own values are judged apart
+    from nanwatch.engine.distributed import Split
+    split = StateGuard([big, half, steps], step=step, split=Split(outputs_differ=True, local=[half]))
+    assert split.local == [False, True, False] and split.local_outputs and split.splits
+    half.assign(tf.fill([64], tf.constant(np.inf, tf.float16)))
+    checked = split.call((tf.constant(1.0),), {})
+    assert (checked.state_ok, checked.outputs_ok, checked.local_ok) == (True, False, False)
+    big.assign([3e38, np.nan, -1.0])
+    half.assign(tf.fill([64], tf.constant(6e4, tf.float16)))
+    checked = split.call((tf.constant(1.0),), {})
+    assert (checked.state_ok, checked.outputs_ok, checked.local_ok) == (False, False, True)
 
 
 def test_a_harmful_call_is_put_back_to_the_state_it_found_and_no_copy_stays_after_the_watch():

@@ -21,7 +21,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "tests", "tf", "multi_worker_runs.py")
-RUNS = ("plain", "watched", "exact", "output", "iterator", "eager", "local")
+RUNS = ("plain", "watched", "exact", "output", "iterator", "eager", "local", "last", "metric")
 TIMEOUT = 150       # seconds for a whole cluster run; a hang fails the test instead of blocking it
 
 
@@ -122,8 +122,10 @@ def test_cluster_healthy_exact_and_one_workers_output(tmp_path):
     """One process per worker, six watched runs each (`nanwatch.watch()`): healthy, worker 0 also calling a
     tf.function of its own after each step (the weights equal the unwatched run's from the same start, on both
     workers); `mode="exact"` on the NaN (fast mode with a note, no hang); a NaN in worker 1's returned loss
-    only, gradients finite: worker 0 stops at the same call; the guide's `train_step(iterator)` form (the
-    batch the call drew is replayed: found on worker 1, both stop); a NaN found on worker 1 outside the step (an eager model call, then a tf.function
+    only, gradients finite: found by worker 1 in the call, held, and both stop at the next call; the same in the
+    last call (agreed when the watch ends) and in a Keras metric the step updates (the guide's
+    `train_accuracy`); the guide's `train_step(iterator)` form (the batch the call drew is replayed: found on
+    worker 1, both stop); a NaN found on worker 1 outside the step (an eager model call, then a tf.function
     of worker 1's own): held until the next step call, where both stop."""
     commands = [[sys.executable, SCRIPT, "--sequence", "--out", "."] for _ in range(2)]
     results = _cluster(commands, tmp_path)
@@ -137,11 +139,12 @@ def test_cluster_healthy_exact_and_one_workers_output(tmp_path):
     for t in range(2):
         healthy = reports[t]["watched"]
         assert healthy["status"] == "healthy" and healthy["first_nonfinite"] is None
-        # the guide's step (loss reduced, gradients all-reduced) agrees inside the call; the step returning a
-        # worker's own loss does not, it agrees after the call
-        for name in ("watched", "eager", "local", "exact", "iterator"):
+        # every step agrees inside the call: the guide's (loss reduced, gradients all-reduced), and those with
+        # values of each worker's own (its own loss returned, a metric updated in the step)
+        for name in RUNS[1:]:
             assert any(in_call in n for n in reports[t][name]["run"]["notes"]), name
-        assert not any(in_call in n for n in reports[t]["output"]["run"]["notes"])
+        for name in ("output", "last", "metric"):
+            assert any("each worker's own" in n for n in reports[t][name]["run"]["notes"]), name
         assert steps["watched", t] == steps["plain", t] == 32
         assert _finite(weights["watched", t]) and _same(weights["watched", t], weights["plain", t])
 
@@ -151,12 +154,23 @@ def test_cluster_healthy_exact_and_one_workers_output(tmp_path):
         assert any("watched in fast mode" in n for n in exact["run"]["notes"])
         assert steps["exact", t] == 6
 
-        output = reports[t]["output"]
-        first = output["first_nonfinite"]
-        assert output["status"] == "nonfinite", output["run"]["notes"]
-        assert (first["op_type"], first["task"], first["step"], first["phase"]) == ("Log", 1, 6, "forward")
-        assert first["source"]["code"].strip().startswith("return loss + tf.stop_gradient(tf.math.log(")
-        assert steps["output", t] == 6
+        # a worker's own value: found in step 6's call by worker 1, agreed in the next call, where both stop
+        # (the shared update of step 6 kept, step 7's put back); in the last call, agreed as the watch ends
+        for name, step, code in (("output", 6, "return loss + tf.stop_gradient(tf.math.log("),
+                                 ("last", 31, "return loss + tf.stop_gradient(tf.math.log("),
+                                 ("metric", 6, "metric.update_state(tf.math.log(")):
+            output = reports[t][name]
+            first = output["first_nonfinite"]
+            assert output["status"] == "nonfinite", (name, output["run"]["notes"])
+            assert (first["op_type"], first["task"], first["step"], first["phase"]) == ("Log", 1, step, "forward"), \
+                (name, first)
+            assert first["source"]["code"].strip().startswith(code), (name, first["source"])
+            assert steps[name, t] == min(step + 1, 32), name
+            assert all(np.isfinite(reports[t][name]["metric_variables"])), name   # worker 1's put back
+            if t == 1:
+                assert any("this worker put its own variables back" in n for n in output["run"]["notes"]), name
+            else:
+                assert any("made on worker task 1" in n for n in output["run"]["notes"]), name
 
         drawn = reports[t]["iterator"]    # train_step(iterator): the batch the call drew is replayed
         first = drawn["first_nonfinite"]
@@ -171,8 +185,8 @@ def test_cluster_healthy_exact_and_one_workers_output(tmp_path):
             assert (first["context"], first["task"], first["step"]) == ("data", 1, 6), (name, first)
             assert steps[name, t] == 6
     assert _same(weights["watched", 0], weights["watched", 1])
-    for name in ("exact", "output", "iterator"):
-        assert _finite(weights[name, 0]) and _same(weights[name, 0], weights[name, 1])
+    for name in ("exact", "output", "iterator", "last", "metric"):
+        assert _finite(weights[name, 0]) and _same(weights[name, 0], weights[name, 1]), name
 
 
 def test_mirrored_strategy_custom_loop_same_path(tmp_path):

@@ -96,3 +96,77 @@ def test_only_float_outputs_count_and_a_step_without_output_is_judged_by_its_wri
         return tf.shape(x)[0]                      # an int: not a checked sink
 
     assert _verdict(train_step, X) is True
+
+
+# `worker_split`: which checked values are a worker's own, so that a step with some can still be checked in the
+# call (the shared ones seen by every worker at once, a worker's own ones agreed at the next call)
+
+def _split(body, *specs):
+    return distributed.worker_split(tf.function(body).get_concrete_function(*specs))
+
+
+def test_the_guides_metric_is_local_the_weights_and_the_reduced_loss_are_not():
+    w = tf.Variable(tf.ones([3, 1]), name="dense/kernel")
+    total = tf.Variable(0.0, name="accuracy/total")
+    count = tf.Variable(0.0, name="accuracy/count")
+
+    def train_step(x):
+        with tf.GradientTape() as tape:
+            pred = x @ w
+            loss = tf.reduce_mean(tf.square(pred))
+        w.assign_sub(0.1 * _all_reduced(tape.gradient(loss, w)))
+        total.assign_add(tf.reduce_sum(tf.cast(pred > 0, tf.float32)))    # train_accuracy.update_state
+        count.assign_add(tf.cast(tf.shape(x)[0], tf.float32))
+        return _all_reduced(loss)
+
+    split = _split(train_step, X)
+    assert split.outputs_differ is False
+    assert {v.name for v in split.local} == {"accuracy/total:0", "accuracy/count:0"}
+
+
+def test_an_own_loss_differs_and_no_variable_is_local():
+    w = tf.Variable(tf.ones([3, 1]), name="dense/kernel")
+    bias = tf.Variable(0.0, name="dense/bias")
+
+    def train_step(x):
+        loss = tf.reduce_mean(x @ w)
+        bias.assign_sub(0.1 * _all_reduced(loss))
+        return loss
+
+    split = _split(train_step, X)
+    assert split.outputs_differ is True and split.local == []
+
+
+def test_locality_spreads_through_reads_and_through_an_update_sharing_a_local_slot():
+    a = tf.Variable(0.0, name="stat/a")
+    b = tf.Variable(0.0, name="stat/b")
+    w = tf.Variable(tf.ones([3]), name="dense/kernel")
+    m = tf.Variable(tf.zeros([3]), name="adam/m")
+    v = tf.Variable(tf.zeros([3]), name="adam/v")
+    step = tf.Variable(0, dtype=tf.int64, name="adam/iteration")
+
+    def train_step(x):
+        with tf.control_dependencies([b.assign(a * 2.0)]):    # b reads a before a is written (creation order)
+            a.assign(tf.reduce_mean(x))                       # a: from this worker's data
+        w.read_value(), v.read_value()                        # (a raw op alone does not list them as variables)
+        m.assign(tf.reduce_mean(x, axis=0))                   # a slot from local data ...
+        tf.raw_ops.ResourceApplyAdam(var=w.handle, m=m.handle, v=v.handle, beta1_power=0.9, beta2_power=0.9,
+                                     lr=0.1, beta1=0.9, beta2=0.99, epsilon=1e-7,
+                                     grad=_all_reduced(tf.ones([3])))   # ... makes the update local
+        step.assign_add(1)
+        return _all_reduced(tf.reduce_sum(x))
+
+    split = _split(train_step, X)
+    assert split.outputs_differ is False
+    assert {v.name for v in split.local} == {"stat/a:0", "stat/b:0", "adam/m:0", "adam/v:0", "dense/kernel:0"}
+
+
+def test_a_variable_into_control_flow_leaves_nothing_known():
+    w = tf.Variable(1.0, name="dense/kernel")
+
+    def train_step(x):
+        total = _all_reduced(tf.reduce_sum(x))
+        tf.cond(total > 0, lambda: w.assign_sub(total), lambda: w.assign_add(total))
+        return total
+
+    assert _split(train_step, X) is None
