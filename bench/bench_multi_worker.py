@@ -5,9 +5,12 @@ the step of tests/tf/multi_worker_runs.py (the guide's loop, healthy data), per 
 - `watched`: the guide's step (loss reduced with `strategy.reduce`): its outputs and written weights are
   the same on every worker, so the workers agree only on what one found between calls, by a collective
   inside the call, finished before the step starts (engine/distributed.py);
-- `watched_own_loss`: the same step returning this worker's own loss (`experimental_local_results`):
-  the workers agree on the verdict after each call, one collective of one number;
-- `verdict_only`: that after-call collective alone, per step.
+- `watched_own_loss`: the same step returning this worker's own loss (`experimental_local_results`);
+- `watched_metric`: the guide's step updating a Keras metric in the step (its `train_accuracy`): the
+  metric's variables are each worker's own;
+  these two are checked in the call too, a worker's own values by that worker alone (a finding there is
+  agreed at the next call); before the seventh session they agreed after each call;
+- `verdict_only`: such an after-call agreement alone (one collective of one number), per step.
 
     .venv/bin/python bench/bench_multi_worker.py [--rounds 20] [--steps 50] [--width 8] [--depth 1] [--mirrored]
 
@@ -46,11 +49,13 @@ def worker(rounds, steps, width, depth):
     strategy, task = runs.strategy_and_task()
     model, _, dist_dataset, train_step = runs.build(strategy, task, "healthy", width=width, depth=depth)
     _, _, _, own_loss_step = runs.build(strategy, task, "healthy", own_loss=True, width=width, depth=depth)
+    _, _, _, metric_step = runs.build(strategy, task, "healthy", metric=True, width=width, depth=depth)
     batches = iter(dist_dataset)
     inputs = [next(batches) for _ in range(8)]
     for i in range(10):
         train_step(inputs[i % 8])        # traced and warm
         own_loss_step(inputs[i % 8])
+        metric_step(inputs[i % 8])
 
     def plain(step=train_step):
         for i in range(steps):
@@ -71,7 +76,8 @@ def worker(rounds, steps, width, depth):
             group.any_harm(False)
 
     variants = {"plain": plain, "plain_again": plain, "watched": watched, "verdict_only": verdict,
-                "plain_own_loss": lambda: plain(own_loss_step), "watched_own_loss": lambda: watched(own_loss_step)}
+                "plain_own_loss": lambda: plain(own_loss_step), "watched_own_loss": lambda: watched(own_loss_step),
+                "plain_metric": lambda: plain(metric_step), "watched_metric": lambda: watched(metric_step)}
     if distributed.cluster() is None:    # --mirrored: one process, no collective of nanwatch's
         del variants["verdict_only"]
     order = list(variants)
@@ -106,12 +112,17 @@ def launch(rounds, steps, width, depth, mirrored=False):
         out, _ = proc.communicate(timeout=1800)
         result = json.loads(out.strip().splitlines()[-1])
         ms = result["per_step_ms"]
-        ratios = {name: [v / p for v, p in zip(ms[name], ms["plain_own_loss" if "own" in name else "plain"])]
-                  for name in ms}
+        ratios = {name: [v / p for v, p in zip(ms[name], ms[_plain_of(name)])] for name in ms}
         print(f"worker {result['task']}: plain {statistics.median(ms['plain']):.2f} ms/step; "
               + ", ".join(f"{name} {_spread(ratios[name])}" for name in ("plain_again", "watched", "watched_own_loss",
-                                                                          "verdict_only") if name in ratios)
+                                                                          "watched_metric", "verdict_only")
+                           if name in ratios)
               + (f" (verdict alone {statistics.median(ms['verdict_only']):.2f} ms)" if "verdict_only" in ms else ""))
+
+
+def _plain_of(name: str) -> str:
+    """The plain variant a variant is paired with."""
+    return "plain_own_loss" if "own_loss" in name else "plain_metric" if "metric" in name else "plain"
 
 
 def _spread(ratios) -> str:

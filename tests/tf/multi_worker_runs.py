@@ -65,12 +65,14 @@ def data(task: int, case: str, replicas_here: int):
     return x, y
 
 
-def build(strategy, task, case, iterator=False, own_loss=None, width=8, depth=1):
+def build(strategy, task, case, iterator=False, own_loss=None, width=8, depth=1, metric=None):
     """The model, optimizer, distributed dataset and train step. `own_loss`: the step returns this worker's
     own loss rather than the all-reduced one (as the `output` case does); `width`, `depth`: its hidden
-    layers (bench/bench_multi_worker.py times a larger step too)."""
+    layers (bench/bench_multi_worker.py times a larger step too); `metric`: the step updates a Keras metric (as
+    the `metric` case does)."""
     import keras
     own_loss = case in ("output", "last") if own_loss is None else own_loss
+    updates_metric = case == "metric" if metric is None else metric
     replicas_here = len(strategy.extended.worker_devices)
     x, y = data(task, case, replicas_here)
     options = tf.data.Options()
@@ -96,7 +98,7 @@ def build(strategy, task, case, iterator=False, own_loss=None, width=8, depth=1)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         if case in ("output", "last"):
             return loss + tf.stop_gradient(tf.math.log(tf.reduce_min(features) + 1.0))
-        if case == "metric":
+        if updates_metric:
             metric.update_state(tf.math.log(tf.reduce_min(features) + 1.0))
         return loss
 
