@@ -179,8 +179,8 @@ class WatchSession:
     def _complete_report(self):
         report, evidence = self.report, self.recorder.evidence
         if self.functions is not None:
-            try:
-                self.functions.settle()   # several workers: a finding held after the last step call, agreed
+            try:   # several workers: a finding held after the last step call, exchanged (a cell that raised: not awaited)
+                self.functions.settle(wait=not self.report.error)
             except NonFiniteFound:
                 pass
         if self.probe is not None:

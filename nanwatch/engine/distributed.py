@@ -34,7 +34,7 @@ from ..ops import GRAPH_WRITE_PREFIXES
 _GROUP_KEY = 0x6E57            # a collective group of nanwatch's own (the strategy's keys count from 1)
 _ROW = 2048                    # bytes of JSON per worker in the findings exchange
 _FINDINGS_TIMEOUT = 300.0      # seconds: a worker replaying a long step is waited for, a dead one is not
-SETTLE_TIMEOUT = 120.0         # seconds: the workers' last agreement, when a watch ends
+SETTLE_TIMEOUT = 60.0          # seconds: a worker waits for the others' findings when its watch ends
 
 _cached: list = [None, None]   # (server def, Cluster)
 
@@ -47,6 +47,7 @@ class Cluster:
         self.device = f"/job:{job}/replica:0/task:{task}/device:CPU:0"
         self._instance = 0
         self._in_step = 0          # instance keys of the agreements traced into steps (same order on all workers)
+        self._settles = 0          # the watch ends agreed so far (the same count on every worker)
 
     def _all_reduce(self, values, merge_op: str, timeout: float = 0.0):
         import numpy as np
@@ -59,9 +60,9 @@ class Cluster:
                                                merge_op=merge_op, timeout=timeout)
         return np.asarray(out.numpy())
 
-    def any_harm(self, harmed: bool, timeout: float = 0.0) -> bool:
+    def any_harm(self, harmed: bool) -> bool:
         """One collective of one number: did any worker see harm in this call? (All call it at every call.)"""
-        return bool(self._all_reduce([1.0 if harmed else 0.0], "Max", timeout=timeout)[0] > 0)
+        return bool(self._all_reduce([1.0 if harmed else 0.0], "Max")[0] > 0)
 
     def in_step_agreement(self):
         """A function for traced code: (this worker's flag, a float scalar) -> the largest flag of all workers,
@@ -77,6 +78,35 @@ class Cluster:
                 return collective_ops.all_reduce_v2(flag, group_size=size, group_key=_GROUP_KEY,
                                                     instance_key=key, merge_op="Max")
         return agreed
+
+    def settle(self, mine: dict | None, wait: bool, timeout: float) -> tuple:
+        """Every worker's finding held when a watch ends, exchanged through the cluster's coordination service:
+        one key per worker and watch end. Not a collective: a collective that times out aborts every later
+        collective of the process (the user's training too), a key that does not come in time does not.
+        `wait` False: this worker's key is set, the others' not awaited (its cell raised). Returns ([finding
+        or None per rank], [ranks that did not answer within `timeout` seconds])."""
+        import time
+        from tensorflow.python.eager import context
+        ctx = context.context()
+        self._settles += 1
+        key = f"nanwatch/settle/{self._settles}/"
+        ctx.set_config_key_value(key + str(self.rank), json.dumps(mine, default=str))
+        if self._settles > 1:            # the last watch end's key: read by every worker since, or never to be
+            try:
+                ctx.delete_config_key_value(f"nanwatch/settle/{self._settles - 1}/{self.rank}")
+            except Exception:
+                pass
+        found, missing = [None] * self.size, []
+        found[self.rank] = mine
+        deadline = time.monotonic() + timeout
+        for rank in range(self.size) if wait else ():
+            if rank != self.rank:
+                try:
+                    left = max(1, int((deadline - time.monotonic()) * 1000))
+                    found[rank] = json.loads(ctx.get_config_key_value(key + str(rank), timeout_in_ms=left))
+                except Exception:
+                    missing.append(rank)
+        return found, missing
 
     def findings(self, mine: dict | None) -> list:
         """One collective: every worker's finding (a small dict, or None), indexed by rank."""
@@ -314,10 +344,11 @@ def _canonical(device: str) -> str:
         return device
 
 
-def agree(group: Cluster, local, events) -> list:
-    """Every worker's finding, exchanged in one collective; [the origin's detection] for this worker's report
-    (its own when it made the value), or [] when no worker's replay found one."""
-    found = group.findings(summary(local) if local is not None else None)
+def agree(group: Cluster, local, events, found: list | None = None) -> list:
+    """Every worker's finding, exchanged in one collective (or `found`, exchanged already); [the origin's
+    detection] for this worker's report (its own when it made the value), or [] when no worker's replay
+    found one."""
+    found = group.findings(summary(local) if local is not None else None) if found is None else found
     # the earliest step first (a finding held from an earlier call), then the lowest rank
     ranks = sorted((rank for rank, item in enumerate(found) if item is not None),
                    key=lambda rank: (found[rank].get("step") is None, found[rank].get("step") or 0, rank))
@@ -332,8 +363,10 @@ def agree(group: Cluster, local, events) -> list:
     if ranks[0] == group.rank:
         return [local]
     events.note(f"the non-finite value was made on worker task {origin.get('task')} ({origin.get('device')}), "
-                f"found by that worker's replay; this worker (task {group.task}) received it through the "
-                "strategy's all-reduce (its own replay found no value made here).")
+                f"found by that worker's replay; this worker (task {group.task}) "
+                + ("received it through the strategy's all-reduce (its own replay found no value made here)."
+                   if origin.get("step") is None else f"stopped with it (found there in step {origin['step']}, "
+                   "in that worker's own values or between its calls)."))
     return [from_summary(origin)]
 
 

@@ -323,24 +323,37 @@ class FunctionPatch:
                          where=dataclasses.replace(where, phase="optimizer" if "weights" in reason else "forward",
                                                    layer=None))
 
-    def settle(self):
+    def settle(self, wait: bool = True):
         """The watch ends. A worker that found harm in its own values in its last step call holds it, and the
-        other workers would end healthy: one last agreement among the workers that ran such a step (all of
-        them, in lockstep), with a time limit. Raises NonFiniteFound when the run stops on a finding."""
+        other workers would end healthy: every worker that ran such a step (all of them, in lockstep) gives its
+        finding, or none, and reads the others' (`Cluster.settle`, a minute at most). `wait` False (this
+        worker's cell raised): its finding given, the others' not awaited, and its own left to its report.
+        Raises NonFiniteFound when the run stops on a finding."""
         group = distributed.cluster()
         if not self._owns or group is None or not self.probe.active:
             return
-        held = self.probe.take_held()
+        held = self.probe.held if not wait else self.probe.take_held()
         try:
-            harm = group.any_harm(held is not None, timeout=distributed.SETTLE_TIMEOUT)
-            found = distributed.agree(group, held, self.events) if harm else []
-        except Exception as exc:      # a worker gone (its cell raised): this worker's own finding stands
-            self.events.note("the workers could not agree at the end of the watch "
+            found, missing = group.settle(distributed.summary(held) if held is not None else None, wait,
+                                          distributed.SETTLE_TIMEOUT)
+        except Exception as exc:      # no coordination service: this worker's own finding stands
+            self.events.note("the workers could not exchange their findings at the end of the watch "
                              f"({type(exc).__name__}: {str(exc)[:200]}).")
-            found = [held] if held is not None else []
-        if found:
-            self.probe.report(found[0], agreed=True)
-
+            found, missing = None, []
+        if missing:
+            self.events.note(f"worker rank(s) {', '.join(map(str, missing))} did not reach the end of the watch within "
+                             f"{distributed.SETTLE_TIMEOUT:.0f} s of this one: a non-finite value they found in "
+                             "their own values in their last step call is not in this report.")
+        if not wait:
+            return
+        if found is None:
+            origin = [held] if held is not None else []
+        elif any(item is not None for item in found):
+            origin = distributed.agree(group, held, self.events, found=found)
+        else:
+            origin = []
+        if origin:
+            self.probe.report(origin[0], agreed=True)
 
     def _outputs_reach_training(self, result):
         """The replayed call's outputs are sinks, as the traced call's are: a non-finite one names its origin."""

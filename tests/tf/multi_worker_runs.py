@@ -13,6 +13,8 @@ data (512 rows, 4 features, seeded by its task); the case decides what worker 1 
 - `last`: as `output`, at row 500 (the last batch: the finding is agreed when the watch ends);
 - `metric`: as `output`, but the step returns the all-reduced loss and updates a Keras metric (as the guide's
   `train_accuracy.update_state`) with `log(min(x) + 1)`: a NaN in that worker's metric only;
+- `raised` (in `--sequence`): healthy, the step returning each worker's own loss, and worker 1's cell
+  raising after its loop, inside the watch;
 - `healthy`: nothing.
 
 `--out DIR`: the worker writes DIR/weights-TASK.npz (the model's weights when the script ends, in a
@@ -29,6 +31,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -171,15 +174,23 @@ def sequence(strategy, task, out):
     between = {"watched": chief_evaluates, "eager": eager_nan, "local": local_nan}
     for name, case, mode in (("watched", "healthy", "auto"), ("exact", "nan", "exact"), ("output", "output", "auto"),
                              ("iterator", "nan", "auto"), ("eager", "healthy", "auto"), ("local", "healthy", "auto"),
-                             ("last", "last", "auto"), ("metric", "metric", "auto")):
+                             ("last", "last", "auto"), ("metric", "metric", "auto"), ("raised", "healthy", "auto")):
         if name != "watched":
-            model, optimizer, dist_dataset, train_step = build(strategy, task, case, iterator=name == "iterator")
+            model, optimizer, dist_dataset, train_step = build(strategy, task, case, iterator=name == "iterator",
+                                                               own_loss=True if name == "raised" else None)
         done = []
-        with nanwatch.watch(panel=False, mode=mode) as report:
-            train(dist_dataset, train_step, done, iterator=steps if name == "iterator" else 0,
-                  between=between.get(name))
+        start = time.monotonic()
+        try:
+            with nanwatch.watch(panel=False, mode=mode) as report:
+                train(dist_dataset, train_step, done, iterator=steps if name == "iterator" else 0,
+                      between=between.get(name))
+                if name == "raised" and bad_here:
+                    raise RuntimeError("the cell failed after its loop")   # on worker 1 only
+        except RuntimeError:
+            pass
+        seconds = time.monotonic() - start
         save(out, f"{name}-{task}", model, done)
-        reports[name] = report.to_dict()
+        reports[name] = dict(report.to_dict(), seconds=seconds)
         reports[name]["metric_variables"] = [float(np.asarray(v)) for v in METRICS[-1].variables]
     with open(os.path.join(out, f"reports-{task}.json"), "w") as f:
         json.dump(reports, f)

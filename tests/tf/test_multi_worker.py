@@ -21,7 +21,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "tests", "tf", "multi_worker_runs.py")
-RUNS = ("plain", "watched", "exact", "output", "iterator", "eager", "local", "last", "metric")
+RUNS = ("plain", "watched", "exact", "output", "iterator", "eager", "local", "last", "metric", "raised")
 TIMEOUT = 150       # seconds for a whole cluster run; a hang fails the test instead of blocking it
 
 
@@ -126,7 +126,8 @@ def test_cluster_healthy_exact_and_one_workers_output(tmp_path):
     last call (agreed when the watch ends) and in a Keras metric the step updates (the guide's
     `train_accuracy`); the guide's `train_step(iterator)` form (the batch the call drew is replayed: found on
     worker 1, both stop); a NaN found on worker 1 outside the step (an eager model call, then a tf.function
-    of worker 1's own): held until the next step call, where both stop."""
+    of worker 1's own): held until the next step call, where both stop; worker 1's cell raising after a
+    healthy loop: worker 0 does not wait for its findings at the end of the watch."""
     commands = [[sys.executable, SCRIPT, "--sequence", "--out", "."] for _ in range(2)]
     results = _cluster(commands, tmp_path)
     for code, _, log in results:
@@ -143,8 +144,13 @@ def test_cluster_healthy_exact_and_one_workers_output(tmp_path):
         # values of each worker's own (its own loss returned, a metric updated in the step)
         for name in RUNS[1:]:
             assert any(in_call in n for n in reports[t][name]["run"]["notes"]), name
-        for name in ("output", "last", "metric"):
+        for name in ("output", "last", "metric", "raised"):
             assert any("each worker's own" in n for n in reports[t][name]["run"]["notes"]), name
+        raised = reports[t]["raised"]
+        assert raised["first_nonfinite"] is None and steps["raised", t] == 32
+        assert (raised["status"], raised["run"]["error"] is not None) == (("error", True) if t == 1 else ("healthy", False))
+        assert not any("did not reach the end of the watch" in n for n in raised["run"]["notes"])
+        assert raised["seconds"] < 30          # no minute's wait for the other's findings
         assert steps["watched", t] == steps["plain", t] == 32
         assert _finite(weights["watched", t]) and _same(weights["watched", t], weights["plain", t])
 
