@@ -150,8 +150,10 @@ class FunctionPatch:
         in_step = in_step and fused is not None
         if in_step and id(fn) not in self._agreeing:
             self._agreeing.add(id(fn))
-            self.events.note(f"tf.function '{fn.__name__}' runs on several workers and its outputs and the weights it "
-                             "writes come from their all-reduce (the same on every worker): a non-finite one is "
+            self.events.note(f"tf.function '{fn.__name__}' runs on several workers and "
+                             + ("its outputs and the weights it writes" if not guard.splits else
+                                "the outputs and weights it makes from their all-reduce")
+                             + " are the same on every worker: a non-finite one there is "
                              "seen by every worker in the same call, so they do not agree on the verdict after "
                              "each call; what one worker finds between calls is agreed inside the next call."
                              + (_OWN_VALUES.format(own=_own_values(guard)) if guard.splits else ""))
