@@ -215,6 +215,8 @@ class Probe:
             return None
         if graph is None and getattr(self._local, "graph_only", False):
             return None
+        if isinstance(op_type, bytes):   # an op run by a generated eager fallback (`execute(b"Reshape", ...)`:
+            op_type = op_type.decode()   # measured, under a remote worker's device scope)
         self._local.busy = True
         try:
             if graph is not None:
