@@ -68,7 +68,6 @@ class StateGuard:
         # called as a concrete function: no argument dispatch on every step (it takes none)
         self._concrete = traced.get_concrete_function()
         self._fused = self._drawing = None
-        self.draws_complete = False      # the last traced drawing call kept every batch its step drew
         # the step is held weakly: this guard is kept per step across watches (engine/functions.py), and
         # must not keep the step (or the object whose method it is) alive
         self._step = weakref.ref(step) if step is not None else lambda: None
@@ -110,10 +109,12 @@ class StateGuard:
                         # the step's own body, traced here (autograph on)
                         result = step_of().python_function(*args, **kwargs)
                     graph = tf.compat.v1.get_default_graph()
-                    # a batch drawn inside a loop of the graph cannot leave it: then none is returned
-                    self.draws_complete = all(getattr(t, "graph", graph) is graph
-                                              for t in tf.nest.flatten(drawn, expand_composites=True))
-                    return result, verdict(result, agreement_made), drawn if self.draws_complete else []
+                    # a batch drawn inside a loop of the graph cannot leave it: then none is returned, and the
+                    # verdict says so (a fact of this trace: another kind of argument may trace another way)
+                    complete = all(getattr(t, "graph", graph) is graph
+                                   for t in tf.nest.flatten(drawn, expand_composites=True))
+                    checks = tf.concat([verdict(result, agreement_made), tf.constant([complete])], 0)
+                    return result, checks, drawn if complete else []
                 drawing = tf.function(draw_step_then_check, autograph=True)
                 drawing._nanwatch_own = True
                 self._drawing = DirectCalls(drawing)
@@ -133,13 +134,13 @@ class StateGuard:
         try:
             if self._drawing is not None and draws_from_iterator(args, kwargs):
                 result, verdict, drawn = self._drawing(flag_in, *args, **kwargs)
-                drawn = drawn if self.draws_complete else None
             else:
                 result, verdict = self._fused(flag_in, *args, **kwargs)
         except (TypeError, ValueError):   # raised while tracing ours, before anything ran
             self._fused = self._drawing = None
             return None
-        state_ok, outputs_ok, agreed, local_ok = (bool(x) for x in verdict.numpy())
+        state_ok, outputs_ok, agreed, local_ok, *complete = (bool(x) for x in verdict.numpy())
+        drawn = drawn if complete and complete[0] else None     # every batch the call drew kept (drawing only)
         if not outputs_ok:        # confirmed value by value, as `_finite` does for the state
             outputs_ok = _finite_outputs(result)
         mine = self.local

@@ -150,6 +150,38 @@ def test_a_step_that_draws_from_an_iterator_is_replayed_on_the_batch_it_drew(bad
     assert not any("draws its batch from an iterator" in n for n in notes), notes
 
 
+def test_whether_a_call_kept_the_batches_it_drew_is_a_fact_of_its_own_trace():
+    """A step that draws one batch for one kind of argument and several, in a graph loop, for another: the
+    loop's batches cannot leave the graph, so those calls cannot be replayed; a call of the other kind can,
+    even after the loop's kind was traced (that fact was once kept in one attribute, set by whichever trace
+    came last: the harmful call was then not replayed, and its data rows not named)."""
+    import keras
+    import tensorflow as tf
+    model, _, _ = _loop()
+    optimizer = keras.optimizers.Adam(1e-2)
+    x = np.concatenate([b[0] for b in _data(bad_batch=4)])
+    y = np.concatenate([b[1] for b in _data()])
+    iterator = iter(tf.data.Dataset.from_tensor_slices((x, y)).batch(16))
+
+    @tf.function
+    def train_step(batches, draws):
+        if draws == 1:
+            return _body(model, optimizer, *next(batches))
+        loss = tf.constant(0.0)
+        for _ in tf.range(draws):
+            loss += _body(model, optimizer, *next(batches))
+        return loss
+
+    with nanwatch.watch(panel=False, figures=False) as report:
+        for draws in (1, 2, 1, 1):       # batches 0, 1-2, 3, 4: the NaN in batch 4, drawn by the 1's trace
+            train_step(iterator, draws)
+    first, notes = report.to_dict()["first_nonfinite"], report.to_dict()["run"]["notes"]
+    assert report.status == "nonfinite" and first["step"] == 3, (first, notes)
+    assert (first["context"], first["phase"], first["data"]["rows"]) == ("data", "input", [3]), first
+    assert not any("draws its batch from an iterator" in n for n in notes), notes
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
 def test_what_is_kept_of_a_step_across_watches_does_not_keep_it_or_its_model_alive():
     import gc
     import weakref
