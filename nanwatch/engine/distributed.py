@@ -172,7 +172,6 @@ def worker_split(concrete) -> Split | None:
     differing variable in the same update, as an optimizer's slot) is local, and its reads differ in turn: the
     walk is repeated until the local set stops growing. None when a variable is passed to a nested function or
     a control-flow op (its writes there are not walked): nothing is known."""
-    import tensorflow as tf
     try:
         operations = concrete.graph.get_operations()    # in creation order: inputs before their consumers
         outputs = [t for t in concrete.outputs if t.dtype.is_floating]

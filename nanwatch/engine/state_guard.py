@@ -41,8 +41,8 @@ class StateGuard:
         own = {id(v) for v in (split.local if split is not None else ())}
         self.local = [id(v) in own for v in self.variables]
         self.local_outputs = bool(split is not None and split.outputs_differ)
-        shared_variables = [v for v, mine in zip(self.variables, self.local) if not mine]
-        local_variables = [v for v, mine in zip(self.variables, self.local) if mine]
+        self._shared = shared_variables = [v for v, mine in zip(self.variables, self.local) if not mine]
+        self._own = local_variables = [v for v, mine in zip(self.variables, self.local) if mine]
 
         def check_and_snapshot():
             # one read per variable serves both; the flag is the finiteness of the sum of sums (a NaN or an
@@ -143,9 +143,8 @@ class StateGuard:
         drawn = drawn if complete and complete[0] else None     # every batch the call drew kept (drawing only)
         if not outputs_ok:        # confirmed value by value, as `_finite` does for the state
             outputs_ok = _finite_outputs(result)
-        mine = self.local
-        return Checked(result, state_ok or _values_finite([v for v, m in zip(self.variables, mine) if not m]),
-                       outputs_ok, drawn, agreed, local_ok or _values_finite([v for v, m in zip(self.variables, mine) if m]))
+        return Checked(result, state_ok or _values_finite(self._shared), outputs_ok, drawn, agreed,
+                       local_ok or _values_finite(self._own))
 
     def before(self) -> list:
         """The state as the last fused call found it (copied before its step ran)."""
@@ -181,7 +180,6 @@ class StateGuard:
     def agreeing(self) -> bool:
         """Does each call agree, among the workers, on the flag it is given?"""
         return self._agrees and self._fused is not None
-
 
 
 class Checked(NamedTuple):
